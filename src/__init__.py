@@ -1,0 +1,1 @@
+"""Korean dialogue summarization pipeline (run with ``python -m src.main``)."""
