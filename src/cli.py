@@ -1,0 +1,61 @@
+"""Command-line interface of ``python -m src.main`` (argparse; no heavy imports here)."""
+from __future__ import annotations
+
+import argparse
+from typing import Any, Optional
+
+from src.errors import UserError
+from src.manifest import STAGES
+
+SKIP_FLAGS = {"preprocess": "--skip-preprocess", "augment": "--skip-augmentation", "merge": "--skip-merge",
+              "train": "--skip-training", "infer": "--skip-inference", "evaluate": "--skip-evaluation"}
+ALIASES = {"augmentation": "augment", "training": "train", "inference": "infer", "evaluation": "evaluate",
+           "prediction": "infer", "predict": "infer", "eval": "evaluate"}
+VALUE_FLAGS = {"num_paraphrase": "augmentation.num_paraphrase", "num_speaker_swap": "augmentation.num_speaker_swap",
+               "num_synthetic": "augmentation.num_synthetic"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """All flags, each with one line of help."""
+    p = argparse.ArgumentParser(
+        prog="python -m src.main",
+        description="Korean dialogue summarization: preprocess -> augment -> merge -> train -> infer -> evaluate.",
+        epilog="Overrides: any number of key.sub=value, e.g. training.learning_rate=2e-4 prompt.num_fewshot=0")
+    p.add_argument("--config", default=None, help="YAML config (default: configs/default.yaml)")
+    p.add_argument("--debug-small", action="store_true",
+                   help="tiny local model + bundled data/debug set, CPU, offline, a few minutes")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run: skip stages already done with the same inputs, resume training")
+    p.add_argument("--run-name", default=None, help="run folder name (default: a timestamp; with --resume, the newest run)")
+    for stage, flag in SKIP_FLAGS.items():
+        p.add_argument(flag, dest=f"skip_{stage}", action="store_true", help=f"do not run the {stage} stage")
+    p.add_argument("--stages", default=None, help=f"run only these stages, comma-separated ({','.join(STAGES)})")
+    p.add_argument("--num-paraphrase", type=float, default=None, help="paraphrases: count, or fraction of train if < 1")
+    p.add_argument("--num-speaker-swap", type=float, default=None, help="speaker-swapped copies: count or fraction")
+    p.add_argument("--num-synthetic", type=float, default=None, help="synthetic dialogues: count or fraction")
+    p.add_argument("--use-instruction-augmentation", action="store_true",
+                   help="render each training example with every prompt.instruction_variants phrasing")
+    p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
+    return p
+
+
+def flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    """Config values set by dedicated flags (applied before dotted overrides)."""
+    values: dict[str, Any] = {key: getattr(args, flag) for flag, key in VALUE_FLAGS.items()
+                              if getattr(args, flag) is not None}
+    if args.use_instruction_augmentation:
+        values["training.instruction_augmentation"] = True
+    return values
+
+
+def selected_stages(args: argparse.Namespace) -> tuple[str, ...]:
+    """Stages to run, in pipeline order: --stages (or all) minus the --skip-* flags."""
+    chosen: Optional[set[str]] = None
+    if args.stages:
+        chosen = set()
+        for raw in args.stages.split(","):
+            name = ALIASES.get(raw.strip().lower(), raw.strip().lower())
+            if name not in STAGES:
+                raise UserError(f"--stages: unknown stage '{raw.strip()}'; choose from {', '.join(STAGES)}")
+            chosen.add(name)
+    return tuple(s for s in STAGES if (chosen is None or s in chosen) and not getattr(args, f"skip_{s}"))

@@ -1,0 +1,87 @@
+"""The run manifest: one JSON file per run recording each stage's status, outputs and fingerprint.
+
+It is rewritten atomically after every stage, so a crash leaves the last finished state behind
+and ``--resume`` can tell which stages to skip.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from src.config import REPO_ROOT
+from src.errors import UserError
+from src.utils.io import atomic_write_json
+
+STAGES = ("preprocess", "augment", "merge", "train", "infer", "evaluate")
+KEY_PACKAGES = ("torch", "transformers", "trl", "peft", "bitsandbytes", "accelerate", "datasets",
+                "openai", "pandas", "rouge", "kiwipiepy")
+
+
+def git_commit() -> Optional[str]:
+    """The repo's HEAD commit, or None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def package_versions() -> dict[str, Optional[str]]:
+    """Installed versions of the packages that decide results (no imports needed)."""
+    versions = {}
+    for name in KEY_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+class Manifest:
+    """``manifest.json`` of one run; ``stages[name]`` holds status, seconds, outputs, fingerprint."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.data = data
+
+    @classmethod
+    def open(cls, path: Path, run_name: str, seed: int) -> "Manifest":
+        """Load an existing manifest or start a new one."""
+        path = Path(path)
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise UserError(f"{path}: manifest is not valid JSON; delete the run folder or pick another --run-name") from None
+        else:
+            data = {"run_name": run_name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "stages": {}}
+        data.update(run_name=run_name, seed=seed, git_commit=git_commit(), packages=package_versions())
+        data.setdefault("stages", {})
+        return cls(path, data)
+
+    def entry(self, stage: str) -> dict[str, Any]:
+        """The stage's entry ({} when the stage never ran in this run)."""
+        return self.data["stages"].get(stage, {})
+
+    def is_done(self, stage: str, fingerprint: str) -> bool:
+        """True when the stage finished with this fingerprint and its outputs still exist."""
+        e = self.entry(stage)
+        if e.get("status") != "done" or e.get("fingerprint") != fingerprint:
+            return False
+        return all(Path(p).exists() for p in e.get("outputs", {}).values() if p)
+
+    def record(self, stage: str, **fields: Any) -> None:
+        """Replace the stage's entry and save."""
+        self.data["stages"][stage] = fields
+        self.save()
+
+    def save(self) -> None:
+        """Write the manifest atomically, stages in pipeline order."""
+        stages = self.data["stages"]
+        self.data["stages"] = {s: stages[s] for s in STAGES if s in stages}
+        self.data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        atomic_write_json(self.path, self.data)

@@ -1,0 +1,1 @@
+"""Pipeline stages in order; each module has ``outputs``, ``inputs``, ``fallback``, ``config_parts`` and ``run``."""

@@ -1,0 +1,54 @@
+"""Augment stage: paraphrase and synthetic dialogues through an LLM, speaker swap without one."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+from src.config import Config
+
+log = logging.getLogger(__name__)
+
+required = ("clean_train",)
+
+
+def outputs(ctx: Any) -> dict[str, Path]:
+    """Accepted and rejected rows, and the request journal."""
+    return {"augmented": ctx.aug_dir / "augmented.csv", "rejected": ctx.aug_dir / "rejected.csv",
+            "journal": ctx.aug_dir / "journal.jsonl"}
+
+
+def fallback(ctx: Any) -> dict[str, Optional[Path]]:
+    """No augmentation: merge uses the originals only."""
+    return {}
+
+
+def inputs(ctx: Any) -> dict[str, Optional[Path]]:
+    """Clean train (the source) plus dev and test (near-duplicate guards)."""
+    return {"clean_train": ctx.upstream("preprocess", "train"), "dev": ctx.upstream("preprocess", "dev"),
+            "test": ctx.upstream("preprocess", "test")}
+
+
+def config_parts(cfg: Config) -> dict[str, Any]:
+    """Settings this stage depends on (the API key is not config and never hashed here)."""
+    model = cfg.model.name if cfg.augmentation.backend == "transformers" else None
+    return {"augmentation": cfg.augmentation, "seed": cfg.seed, "local_model": model}
+
+
+def run(ctx: Any) -> dict[str, Any]:
+    """Generate, validate and write the augmented rows."""
+    from src.data.augment_data import augment
+    from src.data.loading import load_split
+    from src.utils.secrets import get_secret
+
+    cfg = ctx.cfg
+    ins = inputs(ctx)
+    train = load_split(ins["clean_train"], "train")
+    # augmented rows must not resemble dev/test dialogues (leak); train rows are checked by augment() itself
+    refs = [d for key in ("dev", "test") for d in load_split(ins[key], key)["dialogue"].astype(str)]
+    local_model = None
+    if cfg.augmentation.backend == "transformers":
+        local_model = cfg.augmentation.local_model or ctx.extras.get("model_path")
+    result = augment(train, refs, cfg.augmentation, get_secret(cfg.augmentation.api.api_key_env), ctx.aug_dir,
+                     cfg.seed, local_model_path=local_model)
+    return {"stats": result.stats}

@@ -1,0 +1,46 @@
+"""Evaluate stage: ROUGE of the dev predictions against the dev summaries."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+from src.config import Config
+
+log = logging.getLogger(__name__)
+
+required = ("dev_predictions", "dev")
+
+
+def outputs(ctx: Any) -> dict[str, Path]:
+    """Metrics and the report files in the run folder."""
+    return {name: ctx.run_dir / name for name in ("metrics.json", "scores.csv", "report.md", "score_hist.png")}
+
+
+def fallback(ctx: Any) -> dict[str, Optional[Path]]:
+    """Nothing downstream needs evaluation outputs."""
+    return {}
+
+
+def inputs(ctx: Any) -> dict[str, Optional[Path]]:
+    """Dev predictions and the dev references as given (scores are against the raw summaries)."""
+    from src.stages.preprocess import raw_files
+
+    return {"dev_predictions": ctx.upstream("infer", "dev_predictions"), "dev": raw_files(ctx.cfg)["dev"]}
+
+
+def config_parts(cfg: Config) -> dict[str, Any]:
+    """Settings this stage depends on."""
+    return {"evaluation": cfg.evaluation}
+
+
+def run(ctx: Any) -> dict[str, Any]:
+    """Score and write metrics.json, scores.csv, report.md and score_hist.png."""
+    from src.evaluation import evaluate_files
+
+    ins = inputs(ctx)
+    metrics = evaluate_files(ins["dev_predictions"], ins["dev"], tokenizer=ctx.cfg.evaluation.tokenizer,
+                             out_dir=ctx.run_dir)
+    log.info("dev ROUGE-1 %.4f ROUGE-2 %.4f ROUGE-L %.4f final %.2f (n=%d)", metrics["rouge1"], metrics["rouge2"],
+             metrics["rougeL"], metrics["final"], metrics["n"])
+    return {"metrics": metrics}

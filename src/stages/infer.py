@@ -1,0 +1,44 @@
+"""Infer stage: summaries for dev (scored later) and test (the submission)."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+from src.config import Config
+
+log = logging.getLogger(__name__)
+
+required = ("checkpoint", "test")
+
+
+def outputs(ctx: Any) -> dict[str, Path]:
+    """Dev predictions (when predicted) and the submission."""
+    out = {"submission": ctx.run_dir / "submission.csv"}
+    if ctx.cfg.inference.predict_dev:
+        out["dev_predictions"] = ctx.run_dir / "dev_predictions.csv"
+    return out
+
+
+def fallback(ctx: Any) -> dict[str, Optional[Path]]:
+    """Skipped inference: earlier predictions of this run, if any."""
+    return {"submission": ctx.run_dir / "submission.csv", "dev_predictions": ctx.run_dir / "dev_predictions.csv"}
+
+
+def inputs(ctx: Any) -> dict[str, Optional[Path]]:
+    """The checkpoint, dev and test, and the training set (few-shot pool)."""
+    return {"checkpoint": ctx.upstream("train", "checkpoint"), "dev": ctx.upstream("preprocess", "dev"),
+            "test": ctx.upstream("preprocess", "test"), "train": ctx.upstream("merge", "train")}
+
+
+def config_parts(cfg: Config) -> dict[str, Any]:
+    """Settings this stage depends on."""
+    return {"model": cfg.model, "prompt": cfg.prompt, "inference": cfg.inference, "seed": cfg.seed,
+            "quantized": cfg.training.use_qlora, "compute_dtype": cfg.training.compute_dtype}
+
+
+def run(ctx: Any) -> dict[str, Any]:
+    """Predict dev and test; write predictions and the validated submission."""
+    from src.inference.run import predict_splits
+
+    return predict_splits(ctx.cfg, inputs(ctx), outputs(ctx), ctx.run_dir)
