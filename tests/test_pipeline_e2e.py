@@ -1,0 +1,138 @@
+"""End to end on CPU: ``python -m src.main --debug-small`` runs every stage; resume and skip work."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO, run_cli, tmp_paths
+
+STAGES = ["preprocess", "augment", "merge", "train", "infer", "evaluate"]
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def debug_run(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("e2e")
+    start = time.perf_counter()
+    res = run_cli(["--debug-small", "--run-name", "r1", *tmp_paths(root)])
+    seconds = time.perf_counter() - start
+    assert res.returncode == 0, res.stderr[-4000:]
+    base = root / "model" / "debug" / "tiny-llama" / "model.safetensors"
+    return {"root": root, "seconds": seconds, "stderr": res.stderr, "base_sha": sha(base)}
+
+
+def manifest(root: Path, run: str = "r1") -> dict:
+    return json.loads((root / "output" / run / "manifest.json").read_text())
+
+
+def test_output_tree(debug_run: dict) -> None:
+    root = debug_run["root"]
+    out, model = root / "output" / "r1", root / "model" / "r1"
+    for name in ("submission.csv", "metrics.json", "manifest.json", "config.yaml", "logs/pipeline.log",
+                 "dev_predictions.csv", "scores.csv", "report.md"):
+        assert (out / name).is_file(), name
+    assert (model / "final_checkpoint" / "adapter_model.safetensors").is_file()
+    assert (model / "final_checkpoint" / "pipeline_config.yaml").is_file()
+    assert list(model.glob("checkpoint-*")), "intermediate checkpoints are kept under model/<run>/"
+    assert (root / "clean" / "r1" / "train.csv").is_file()
+    assert (root / "augmented" / "r1" / "train_merged.csv").is_file()
+
+
+def test_manifest_records_every_stage(debug_run: dict) -> None:
+    m = manifest(debug_run["root"])
+    assert m["run_name"] == "r1" and m["seed"] == 42 and m["git_commit"]
+    assert m["packages"]["torch"] and m["packages"]["transformers"]
+    assert [s for s in STAGES if m["stages"][s]["status"] != "done"] == []
+    train = m["stages"]["train"]
+    assert train["global_step"] == 30 and train["resumed_from"] is None and train["world_size"] == 1
+    assert any("train" in k for k in m["stages"]["merge"]["outputs"])
+    assert all(isinstance(m["stages"][s]["seconds"], float) for s in STAGES)
+
+
+def test_submission_and_metrics(debug_run: dict) -> None:
+    root = debug_run["root"]
+    sub = pd.read_csv(root / "output" / "r1" / "submission.csv")
+    test = pd.read_csv(REPO / "data" / "debug" / "test.csv")
+    assert list(sub.columns) == ["fname", "summary"]
+    assert sub["fname"].tolist() == test["fname"].tolist()
+    assert sub["summary"].fillna("").str.strip().ne("").all()
+    metrics = json.loads((root / "output" / "r1" / "metrics.json").read_text())
+    for key in ("rouge1", "rouge2", "rougeL"):
+        assert 0.0 <= metrics[key] <= 1.0
+    mean = (metrics["rouge1"] + metrics["rouge2"] + metrics["rougeL"]) / 3
+    assert metrics["final"] == pytest.approx(100 * mean, abs=1e-6)
+
+
+def test_lora_changed_and_base_untouched(debug_run: dict) -> None:
+    from safetensors.torch import load_file
+
+    root = debug_run["root"]
+    adapter = load_file(str(root / "model" / "r1" / "final_checkpoint" / "adapter_model.safetensors"))
+    assert adapter and all("lora_" in k for k in adapter), "the adapter holds LoRA weights only"
+    lora_b = [v for k, v in adapter.items() if "lora_B" in k]
+    assert lora_b and any(float(v.abs().max()) > 0 for v in lora_b), "LoRA B starts at zero: training moved it"
+    base = root / "model" / "debug" / "tiny-llama" / "model.safetensors"
+    assert sha(base) == debug_run["base_sha"]
+
+
+def test_debug_run_is_fast(debug_run: dict) -> None:
+    assert debug_run["seconds"] < 180
+
+
+def test_no_secret_in_outputs(tmp_path: Path) -> None:
+    secret = "up_TESTSECRETabcdefghijklmnop123456"
+    res = run_cli(["--debug-small", "--run-name", "sec", "--stages", "preprocess,augment,merge", *tmp_paths(tmp_path)],
+                  env={"UPSTAGE_API_KEY": secret, "HF_TOKEN": "hf_" + secret, "WANDB_API_KEY": "w" + secret})
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert secret not in res.stderr + res.stdout
+    for f in tmp_path.rglob("*"):
+        if f.is_file():
+            assert secret.encode() not in f.read_bytes(), f
+
+
+def test_resume_finished_run_does_no_work(debug_run: dict) -> None:
+    root = debug_run["root"]
+    sub = root / "output" / "r1" / "submission.csv"
+    before = sha(sub)
+    start = time.perf_counter()
+    res = run_cli(["--debug-small", "--run-name", "r1", "--resume", *tmp_paths(root)])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert time.perf_counter() - start < debug_run["seconds"] / 2
+    assert sha(sub) == before
+    assert res.stderr.count("already done with the same inputs and config") == len(STAGES)
+
+
+def test_reusing_a_run_needs_resume(debug_run: dict) -> None:
+    res = run_cli(["--debug-small", "--run-name", "r1", *tmp_paths(debug_run["root"])])
+    assert res.returncode == 2 and "--resume" in res.stderr
+
+
+def test_skip_training_uses_saved_checkpoint(debug_run: dict) -> None:
+    root = debug_run["root"]
+    sub = root / "output" / "r1" / "submission.csv"
+    before = sha(sub)
+    sub.unlink()
+    res = run_cli(["--debug-small", "--run-name", "r1", "--resume", "--skip-augmentation", "--skip-training",
+                   *tmp_paths(root)])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert sha(sub) == before, "greedy decoding from the same checkpoint reproduces the submission"
+    assert "stage infer: running" in res.stderr
+
+
+def test_new_run_from_other_checkpoint(debug_run: dict) -> None:
+    root = debug_run["root"]
+    ckpt = root / "model" / "r1" / "final_checkpoint"
+    res = run_cli(["--debug-small", "--run-name", "r2", "--stages", "infer,evaluate", f"inference.checkpoint={ckpt}",
+                   *tmp_paths(root)])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (root / "output" / "r2" / "metrics.json").is_file()
+    m = manifest(root, "r2")
+    assert m["stages"]["train"]["status"] == "skipped" and m["stages"]["infer"]["status"] == "done"
