@@ -1,0 +1,52 @@
+"""Score predictions against references: ``python -m src.evaluate --pred P.csv --ref R.csv``.
+
+The last stdout line is a JSON object {"rouge1", "rouge2", "rougeL", "final", "n"} (F1 values
+in [0, 1], final = 100 x their mean); messages go to stderr through logging.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Optional
+
+from src.errors import UserError
+
+TOKENIZER_CHOICES = ("kiwi", "whitespace")  # mirrors src.evaluation.TOKENIZERS without importing pandas
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface of the evaluator."""
+    parser = argparse.ArgumentParser(
+        prog="python -m src.evaluate",
+        description="ROUGE-1/2/L F1 of predictions vs references, rows matched by fname; "
+        "final = 100 x mean of the three, averaged over each dialogue's references.",
+    )
+    parser.add_argument("--pred", required=True, help="predictions CSV with columns fname,summary")
+    parser.add_argument("--ref", required=True, help="references CSV: fname and summary or summary1..summaryN")
+    parser.add_argument(
+        "--tokenizer", choices=TOKENIZER_CHOICES, default="kiwi",
+        help="kiwi: Korean morphemes (default); whitespace: exactly the rouge 1.0.1 package",
+    )
+    parser.add_argument("--out", default=None, help="folder for scores.csv, metrics.json, report.md, score_hist.png")
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Run the evaluator; returns the exit code (2 on a problem the user can fix)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from src.evaluation import evaluate_files  # pandas and Kiwi load only after --help is handled
+
+    try:
+        metrics = evaluate_files(args.pred, args.ref, tokenizer=args.tokenizer, out_dir=args.out)
+    except UserError as err:
+        sys.stderr.write("".join(f"error: {problem}\n" for problem in err.problems))
+        return 2
+    sys.stdout.write(json.dumps(metrics) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Score a predictions CSV against a references CSV, optionally writing the report files."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+import pandas as pd
+
+from src.errors import UserError
+from src.evaluation.morphemes import TOKENIZERS
+from src.evaluation.report import write_report
+from src.evaluation.scoring import score_frames
+
+log = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+
+
+def _missing_file(path: Path, label: str) -> Optional[str]:
+    if not path.exists():
+        return f"{label} file not found: {path}"
+    if not path.is_file():
+        return f"{label} path is not a file: {path}"
+    return None
+
+
+def read_table(path: PathLike, label: str) -> pd.DataFrame:
+    """Read a UTF-8 CSV (a BOM is tolerated) with every cell as text; problems become UserError.
+
+    Empty cells read as ``""``; strings such as ``NA`` or ``None`` stay text (they could be a
+    model's output), unlike pandas' default NaN parsing.
+    """
+    path = Path(path)
+    problem = _missing_file(path, label)
+    if problem:
+        raise UserError(problem)
+    try:
+        return pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    except UnicodeDecodeError as err:
+        raise UserError(f"{label} file {path} is not UTF-8 text (byte {err.start}): re-save it as UTF-8 CSV") from None
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{label} file {path} is empty: expected a CSV with a header row") from None
+    except pd.errors.ParserError as err:
+        first_line = str(err).strip().splitlines()[0]
+        raise UserError(f"{label} file {path} is not a valid CSV: {first_line}") from None
+
+
+def evaluate_files(
+    pred_path: PathLike, ref_path: PathLike, tokenizer: str = "kiwi", out_dir: Optional[PathLike] = None
+) -> dict:
+    """Score ``pred_path`` (fname,summary) against ``ref_path``, matched by fname.
+
+    With ``out_dir``, also writes scores.csv, metrics.json, report.md and score_hist.png there.
+    Returns ``{"rouge1", "rouge2", "rougeL", "final", "n"}``.
+    """
+    problems = [_missing_file(Path(p), label) for p, label in ((pred_path, "predictions"), (ref_path, "references"))]
+    if tokenizer not in TOKENIZERS:
+        problems.append(f"unknown tokenizer {tokenizer!r}: choose one of {', '.join(TOKENIZERS)}")
+    if any(problems):
+        raise UserError(*[p for p in problems if p])
+    pred = read_table(pred_path, "predictions")
+    ref = read_table(ref_path, "references")
+    metrics, per_row = score_frames(pred, ref, tokenizer, pred_name=str(pred_path), ref_name=str(ref_path))
+    log.info("scored %d dialogue(s) with %s tokens: final %.4f", metrics["n"], tokenizer, metrics["final"])
+    if out_dir is not None:
+        provenance = {"tokenizer": tokenizer, "predictions": str(pred_path), "references": str(ref_path)}
+        written = write_report(out_dir, {**metrics, **provenance}, per_row)
+        log.info("wrote %s", ", ".join(written.values()))
+    return metrics

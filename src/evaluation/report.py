@@ -1,0 +1,112 @@
+"""Evaluation outputs: scores.csv, metrics.json, report.md and score_hist.png, each atomic."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Callable, Union
+
+import pandas as pd
+
+from src.errors import UserError
+
+WORST_SHOWN = 10
+EXCERPT_CHARS = 300  # enough of a dialogue to recall what it is about
+
+
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp)`` on a temp file next to ``path``, then rename it over ``path``.
+
+    A reader never sees a half-written file, and a crash leaves the old file intact.
+    """
+    # A fresh name rather than mkstemp: the writer creates the file, so it gets the usual
+    # umask permissions instead of mkstemp's owner-only 0600.
+    tmp = str(path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"))
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def _write_histogram(path: Path, finals: pd.Series) -> None:
+    # Figure without pyplot: no global backend switch, so a notebook's inline backend survives.
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.subplots()
+    ax.hist(finals, bins=range(0, 105, 5), color="#4c72b0", edgecolor="white")
+    if len(finals):
+        ax.axvline(finals.mean(), color="#c44e52", linestyle="--", label=f"mean {finals.mean():.2f}")
+        ax.legend()
+    ax.set_xlabel("per-row final score (100 x mean ROUGE-1/2/L F1)")
+    ax.set_ylabel("dialogues")
+    ax.set_xlim(0, 100)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+
+
+def _cell(text: object, limit: int = 0) -> str:
+    text = "" if text is None or (isinstance(text, float) and pd.isna(text)) else str(text)
+    if limit and len(text) > limit:
+        text = text[:limit].rstrip() + " …"
+    # A markdown table cell is one line and must not contain an unescaped pipe.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|").replace("\n", "<br>")
+
+
+def _references_cell(row: pd.Series, columns: list[str]) -> str:
+    if len(columns) == 1:
+        return _cell(row[columns[0]])
+    return "<br>".join(f"{i}) {_cell(row[c])}" for i, c in enumerate(columns, 1))
+
+
+def _worst_table(per_row: pd.DataFrame) -> list[str]:
+    refs = [c for c in per_row.columns if re.fullmatch(r"reference\d*", str(c))]
+    has_dialogue = "dialogue" in per_row.columns
+    header = ["fname", "final"] + (["dialogue (excerpt)"] if has_dialogue else []) + ["reference", "prediction"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in per_row.head(WORST_SHOWN).iterrows():
+        cells = [_cell(row["fname"]), f"{row['final']:.2f}"]
+        cells += [_cell(row["dialogue"], EXCERPT_CHARS)] if has_dialogue else []
+        cells += [_references_cell(row, refs) if refs else "", _cell(row.get("prediction", ""))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def render_report(metrics: dict, per_row: pd.DataFrame, hist_name: str) -> str:
+    """The markdown report: metrics table, histogram link and the worst rows side by side."""
+    lines = ["# Evaluation report", "", "| metric | value |", "|---|---|"]
+    for key, label in (("rouge1", "ROUGE-1 F1"), ("rouge2", "ROUGE-2 F1"), ("rougeL", "ROUGE-L F1")):
+        lines.append(f"| {label} | {metrics.get(key, float('nan')):.4f} |")
+    lines.append(f"| final (100 x mean) | {metrics.get('final', float('nan')):.2f} |")
+    lines.append(f"| dialogues | {metrics.get('n', len(per_row))} |")
+    extras = {k: v for k, v in metrics.items() if k not in ("rouge1", "rouge2", "rougeL", "final", "n")}
+    lines += [""] + [f"- {key}: `{value}`" for key, value in extras.items()]
+    lines += ["", "## Per-row final scores", "", f"![histogram of per-row final scores]({hist_name})", ""]
+    lines += [f"## {min(WORST_SHOWN, len(per_row))} worst rows", ""] + _worst_table(per_row)
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out_dir: Union[str, os.PathLike], metrics: dict, per_row: pd.DataFrame) -> dict[str, str]:
+    """Write ``scores.csv`` (worst first), ``metrics.json``, ``score_hist.png`` and ``report.md``.
+
+    Returns ``{file name: path}``. Each file is written to a temp file and renamed into place.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output folder {out} is an existing file: give a folder path for --out")
+    out.mkdir(parents=True, exist_ok=True)
+    if "final" in per_row.columns:
+        per_row = per_row.sort_values("final", kind="mergesort").reset_index(drop=True)
+    paths = {name: out / name for name in ("scores.csv", "metrics.json", "score_hist.png", "report.md")}
+    atomic_write(paths["scores.csv"], lambda tmp: per_row.to_csv(tmp, index=False, encoding="utf-8"))
+    _write_text(paths["metrics.json"], json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    _write_histogram(paths["score_hist.png"], per_row.get("final", pd.Series(dtype=float)))
+    _write_text(paths["report.md"], render_report(metrics, per_row, "score_hist.png"))
+    return {name: str(path) for name, path in paths.items()}
