@@ -53,6 +53,9 @@ def make_context(cfg: Config, run_name: str, resume: bool, selected: tuple[str, 
 def preflight(ctx: RunContext) -> list[str]:
     """Every problem found before any stage runs: data files, skipped-stage outputs, the model."""
     cfg = ctx.cfg
+    if ctx.world_size > 1 and set(ctx.selected) - {"train"}:
+        return [f"launched with {ctx.world_size} processes: run only the train stage this way (--stages train); "
+                "run the other stages in a single process before and after"]
     problems = check_files({split: (path, split) for split, path in raw_files(cfg).items()})
     if problems:
         return problems

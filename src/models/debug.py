@@ -92,9 +92,23 @@ def build_tiny_seq2seq(out_dir: Path, texts: list[str], hidden: int = 64, layers
 
 
 def _save(out_dir: Path, model, tokenizer, spec: dict) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    (out_dir / "BUILD_INFO.json").write_text(json.dumps(spec))
+    """Save into a temp folder and rename it into place, so parallel ranks never see half a model."""
+    import shutil
+    import tempfile
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "BUILD_INFO.json").write_text(json.dumps(spec))
+    if out_dir.exists():
+        if _is_current(out_dir, spec):  # another process finished the same build first
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        shutil.rmtree(out_dir)
+    try:
+        tmp.rename(out_dir)
+    except OSError:  # lost a race to an identical build
+        shutil.rmtree(tmp, ignore_errors=True)
     n = sum(p.numel() for p in model.parameters())
     log.info("built tiny %s model (%d parameters, vocab %d) in %s", spec["kind"], n, len(tokenizer), out_dir)
