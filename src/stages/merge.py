@@ -52,5 +52,5 @@ def run(ctx: Any) -> dict[str, Any]:
     out = outputs(ctx)
     atomic_write_csv(out["train"], merged)
     atomic_write_csv(out["removed"], removed if len(removed) else pd.DataFrame(columns=["fname", "reason"]))
-    log.info("merge: %d training rows %s", len(merged), stats.get("by_source", ""))
+    log.info("merge: %d training rows by source %s, removed %s", len(merged), stats.get("out"), stats.get("removed"))
     return {"rows": len(merged), "stats": stats}

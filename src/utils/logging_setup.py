@@ -23,7 +23,7 @@ def setup_logging(level: str = "INFO", log_file: Optional[Path] = None) -> None:
     root.addHandler(console)
     if log_file is not None:
         add_file_handler(log_file)
-    for noisy in ("httpx", "httpcore", "urllib3", "filelock", "datasets", "matplotlib", "openai._base_client"):
+    for noisy in ("httpx", "httpcore", "httpx2", "httpcore2", "urllib3", "filelock", "datasets", "matplotlib", "openai._base_client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
