@@ -192,6 +192,17 @@ def check_summary_grounded(dialogue: str, summary: str) -> Result:
     return KEEP
 
 
+# the masks the competition data uses; a synthetic dialogue may only use these
+KNOWN_MASKS = frozenset({"#PhoneNumber#", "#Address#", "#DateAndTime#", "#PersonName#", "#Email#", "#CarNumber#",
+                         "#PassportNumber#", "#SSN#", "#CardNumber#", "#DateOfBirth#"})
+
+
+def check_known_masks(text: str, known: frozenset[str] = KNOWN_MASKS) -> Result:
+    """Every mask token is one the data uses (a model may invent look-alikes such as ``#liamE#``)."""
+    unknown = sorted(set(MASK_RE.findall(text)) - known)
+    return (False, f"unknown_mask: {', '.join(unknown)}") if unknown else KEEP
+
+
 def check_not_near_dup(text: str, index: NearDupIndex | None, threshold: float) -> Result:
     """The text is not a near-duplicate (Jaccard >= threshold) of anything in ``index``."""
     if index is None or len(index) == 0:
@@ -250,6 +261,7 @@ def validate_synthetic(
         partial(check_no_leak, summary),
         partial(check_dialogue_format, dialogue, settings.min_turns),
         partial(check_summary_grounded, dialogue, summary),
+        partial(check_known_masks, dialogue),
         partial(check_hangul_ratio, dialogue, settings.min_hangul_ratio),
         partial(check_hangul_ratio, summary, settings.min_hangul_ratio),
         partial(check_length_ratio, dialogue, summary, 0.0, settings.max_summary_ratio),

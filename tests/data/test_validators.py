@@ -221,3 +221,12 @@ def test_index_speed_at_competition_scale() -> None:
     log.info("NearDupIndex: build 15k %.2fs, 2k queries %.2fs", built, queried)
     assert len(sims) == 2 * len(texts)
     assert built < 20 and queried < 10
+
+
+def test_synthetic_with_invented_mask_is_rejected() -> None:
+    from src.data.validators import ValidationSettings, check_known_masks, validate_synthetic
+
+    dialogue = "#Person1#: 제 이메일은 #liamE#이에요.\n#Person2#: 알겠습니다, 메일로 보내 드릴게요."
+    keep, reason = validate_synthetic(dialogue, "#Person1#이 이메일 주소를 알려준다.", None, ValidationSettings())
+    assert not keep and reason.startswith("unknown_mask")
+    assert check_known_masks("#Person1#: #Email#로 보내 주세요.") == (True, "")
