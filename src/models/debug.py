@@ -39,11 +39,16 @@ def _is_current(out_dir: Path, spec: dict) -> bool:
     return info.is_file() and json.loads(info.read_text()) == spec and (out_dir / "config.json").is_file()
 
 
+def _build_spec(kind: str, texts: list[str], hidden: int, layers: int, vocab_size: int, seed: int) -> dict:
+    """What identifies a build: a different spec (or different text) rebuilds the model."""
+    return {"kind": kind, "v": BUILD_VERSION, "hidden": hidden, "layers": layers, "vocab": vocab_size,
+            "seed": seed, "n_texts": len(texts), "chars": sum(map(len, texts))}
+
+
 def build_tiny_causal(out_dir: Path, texts: list[str], hidden: int = 64, layers: int = 2,
                       vocab_size: int = 2000, seed: int = 0) -> Path:
     """Build (or reuse) a tiny Llama with a ChatML template in ``out_dir``."""
-    spec = {"kind": "causal", "v": BUILD_VERSION, "hidden": hidden, "layers": layers, "vocab": vocab_size,
-            "seed": seed, "n_texts": len(texts), "chars": sum(map(len, texts))}
+    spec = _build_spec("causal", texts, hidden, layers, vocab_size, seed)
     out_dir = Path(out_dir)
     if _is_current(out_dir, spec):
         return out_dir
@@ -68,8 +73,7 @@ def build_tiny_causal(out_dir: Path, texts: list[str], hidden: int = 64, layers:
 def build_tiny_seq2seq(out_dir: Path, texts: list[str], hidden: int = 64, layers: int = 2,
                        vocab_size: int = 2000, seed: int = 0) -> Path:
     """Build (or reuse) a tiny BART (KoBART-style tokenizer: no automatic <s>/</s>) in ``out_dir``."""
-    spec = {"kind": "seq2seq", "v": BUILD_VERSION, "hidden": hidden, "layers": layers, "vocab": vocab_size,
-            "seed": seed, "n_texts": len(texts), "chars": sum(map(len, texts))}
+    spec = _build_spec("seq2seq", texts, hidden, layers, vocab_size, seed)
     out_dir = Path(out_dir)
     if _is_current(out_dir, spec):
         return out_dir
