@@ -32,6 +32,8 @@ test: setup-test
 	$(BIN)/python -m pytest -q
 
 bench: setup-test
+	$(BIN)/python benchmarks/train_throughput.py --data ../shared/data/dialogsum-ko/dev.csv
+	$(BIN)/python benchmarks/inference_throughput.py
 	$(BIN)/python benchmarks/augment_throughput.py
 
 clean:
