@@ -48,12 +48,77 @@ class PathsConfig:
 
 
 @dataclass(frozen=True)
-class DataConfig:
-    """Input files in the competition format (fname, dialogue, summary)."""
+class HubSource:
+    """One Hugging Face dataset read into a split (datasets.load_dataset), after the split's files."""
 
-    train_file: str = opt("train.csv", "training set, relative to paths.data_dir")
-    dev_file: str = opt("dev.csv", "dev set with summaries (scored by the evaluate stage)")
-    test_file: str = opt("test.csv", "test set; its predictions become submission.csv")
+    path: Optional[str] = opt(None, "hub id (e.g. knkarthick/dialogsum), a dataset folder, or json/csv/parquet "
+                                    "with data_files; None: no hub source for this split")
+    name: Optional[str] = opt(None, "dataset configuration name")
+    split: Optional[str] = opt(None, "split to load; None: train, validation, test for hub.train, hub.dev, hub.test")
+    revision: Optional[str] = opt(None, "branch, tag or commit to pin")
+    data_files: tuple[str, ...] = opt((), "files for a json/csv/parquet path, relative to paths.data_dir")
+    data_dir: Optional[str] = opt(None, "subfolder of the dataset to read")
+    fraction: float = opt(1.0, "share of the loaded rows kept, in (0, 1] (the first rows, or a random share with shuffle)")
+    shuffle: bool = opt(False, "shuffle by seed before taking the fraction")
+    streaming: bool = opt(False, "stream rows instead of downloading the split first; reads only data.max_rows rows")
+    cache_dir: Optional[str] = opt(None, "datasets cache folder (None: HF_DATASETS_CACHE or ~/.cache/huggingface)")
+
+
+@dataclass(frozen=True)
+class HubSplits:
+    """Hugging Face datasets per split; the token comes from HF_TOKEN, never from the config."""
+
+    train: HubSource = sub(HubSource)
+    dev: HubSource = sub(HubSource)
+    test: HubSource = sub(HubSource)
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Source column names read as fname, dialogue, summary and topic (a source that lacks the
+    named column but has the canonical one uses the canonical one)."""
+
+    fname: str = opt("fname", "id column; generated as <split>-<source number>-<row> when the source has none")
+    dialogue: str = opt("dialogue", "input text column (e.g. input, document)")
+    summary: str = opt("summary", "target text column (e.g. output, summary1); not needed for test")
+    topic: str = opt("topic", "optional topic column, kept when present")
+
+
+@dataclass(frozen=True)
+class SplitFractions:
+    """Share of each split kept, a seeded random subset in file order; 1.0 keeps all."""
+
+    train: float = opt(1.0, "share of train rows kept, in (0, 1]")
+    dev: float = opt(1.0, "share of dev rows kept, in (0, 1]")
+    test: float = opt(1.0, "share of test rows kept, in (0, 1] (below 1 the submission is partial)")
+
+
+@dataclass(frozen=True)
+class SplitRows:
+    """Row cap per split, a seeded random subset in file order, applied after data.fraction."""
+
+    train: Optional[int] = opt(None, "most train rows kept (None: all)")
+    dev: Optional[int] = opt(None, "most dev rows kept (None: all)")
+    test: Optional[int] = opt(None, "most test rows kept (None: all; a cap makes the submission partial)")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where each split comes from: files (CSV, JSON, JSONL, Parquet), folders, globs, hub datasets."""
+
+    train_file: tuple[str, ...] = opt(("train.csv",), "training sources: a file, folder (all csv/json/jsonl/"
+                                      "parquet files in it) or glob, or a list; relative to paths.data_dir")
+    dev_file: tuple[str, ...] = opt(("dev.csv",), "dev sources with summaries (scored by the evaluate stage)")
+    test_file: tuple[str, ...] = opt(("test.csv",), "test sources; their predictions become submission.csv")
+    train_weights: tuple[float, ...] = opt((), "one factor per training source (data.train_file entries, then "
+                                            "hub.train): 0.5 keeps a seeded half, 2 repeats it twice; empty: all 1")
+    hub: HubSplits = sub(HubSplits)
+    trust_remote_code: bool = opt(False, "let datasets run a hub dataset's loading script (datasets >= 4 ignores it)")
+    columns: ColumnMap = sub(ColumnMap)
+    fraction: SplitFractions = sub(SplitFractions)
+    max_rows: SplitRows = sub(SplitRows)
+    min_dialogue_chars: int = opt(0, "training rows with a shorter dialogue are dropped (0: no limit)")
+    max_dialogue_chars: int = opt(0, "training rows with a longer dialogue are dropped (0: no limit)")
 
 
 @dataclass(frozen=True)
@@ -93,7 +158,8 @@ class PromptConfig:
     )
     num_fewshot: int = opt(1, "training examples (dialogue + summary) placed in each prompt")
     few_shot_max_chars: int = opt(1500, "character cap on one few-shot example's dialogue")
-    fewshot_selection: str = opt("fixed", "how few-shot examples are chosen", ("fixed", "random"))
+    fewshot_selection: str = opt("fixed", "fixed (same shots everywhere), random (seeded per example) or similar "
+                                 "(BM25 over Kiwi morphemes of the dialogue)", ("fixed", "random", "similar"))
     max_prompt_tokens: int = opt(1024, "prompt budget; longer prompts drop few-shot examples, then turns")
     max_summary_tokens: int = opt(128, "summary (completion) budget in tokens, EOS included")
     dialogue_trim: str = opt("middle", "which turns go first when a dialogue is too long", ("head", "tail", "middle"))
@@ -194,18 +260,21 @@ class TrainingConfig:
     lora: LoraConfig = sub(LoraConfig)
     gradient_checkpointing: bool = opt(True, "trade compute for activation memory")
     logging_steps: int = opt(10, "log every N steps")
-    eval_steps: int = opt(0, "evaluate every N steps (0: each epoch)")
+    eval_steps: int = opt(0, "evaluate every N steps (0: at every checkpoint); must divide save_steps")
     save_steps: int = opt(200, "checkpoint every N steps")
     save_total_limit: int = opt(3, "keep at most N checkpoints")
     eval_rouge_samples: int = opt(0, "generate N dev summaries at each eval and compute ROUGE (0: off)")
-    metric_for_best_model: str = opt("auto", "auto: rouge_final when eval_rouge_samples > 0, else eval_loss")
+    metric_for_best_model: str = opt("auto", "best checkpoint by: auto (rouge_final when eval_rouge_samples > 0, "
+                                     "else eval_loss)", ("auto", "eval_loss", "rouge_final", "rouge1", "rouge2", "rougeL"))
     early_stopping_patience: int = opt(0, "stop after N evals without improvement (0: off)")
     instruction_augmentation: bool = opt(False, "render each example once per prompt.instruction_variants")
-    packing: bool = opt(False, "pack examples into full sequences (TRL padding-free packing)")
-    group_by_length: bool = opt(False, "batch examples of similar length")
+    packing: bool = opt(True, "causal: pack examples padding-free (BFD rows, position ids restart per example, "
+                               "no attention across examples); false pads each batch")
+    group_by_length: bool = opt(False, "batch examples of similar length (only without packing)")
     neftune_noise_alpha: Optional[float] = opt(None, "NEFTune embedding noise")
     merge_adapter: bool = opt(False, "also write merged weights to final_merged/")
-    report_to: str = opt("none", "none, tensorboard or wandb", ("none", "tensorboard", "wandb"))
+    report_to: str = opt("none", "none, tensorboard or wandb (offline without WANDB_API_KEY)",
+                         ("none", "tensorboard", "wandb"))
     extra: dict = opt({}, "extra arguments forwarded to SFTConfig / Seq2SeqTrainingArguments")
 
 
@@ -213,18 +282,22 @@ class TrainingConfig:
 class InferenceConfig:
     """Batched generation for dev and test."""
 
-    batch_size: int = opt(8, "prompts per generate() call")
-    max_batch_tokens: int = opt(0, "cap on prompt tokens per batch (0: none)")
-    max_new_tokens: int = opt(128, "generation length cap")
+    batch_size: int = opt(8, "prompts per generate() call (greedy outputs do not depend on it)")
+    max_batch_tokens: int = opt(0, "cap on padded tokens per batch, (longest prompt + max_new_tokens) x rows (0: none)")
+    max_new_tokens: int = opt(128, "generation length cap; outputs that reach it are counted in the manifest")
     num_beams: int = opt(1, "beam search width")
-    no_repeat_ngram_size: int = opt(0, "forbid repeated n-grams (0: off)")
+    no_repeat_ngram_size: int = opt(0, "forbid repeated n-grams (0: off; speaker tags repeat, so keep it >= 5)")
     length_penalty: float = opt(1.0, "beam length penalty")
     repetition_penalty: float = opt(1.0, "penalty on repeated tokens")
     do_sample: bool = opt(False, "sample instead of greedy/beam")
     temperature: float = opt(1.0, "sampling temperature")
     top_p: float = opt(1.0, "nucleus sampling")
     checkpoint: Optional[str] = opt(None, "model/adapter folder to use; default the run's final_checkpoint")
-    backend: str = opt("transformers", "generation backend", ("transformers", "vllm"))
+    backend: str = opt("transformers", "generation backend (vllm: pip install vllm, CUDA only)", ("transformers", "vllm"))
+    quantize: str = opt("auto", "base under an adapter: auto (4-bit when trained with QLoRA), 4bit, or none",
+                        ("auto", "4bit", "none"))
+    merge_lora: bool = opt(True, "fold the adapter into an unquantized base before generating (faster)")
+    vllm_gpu_memory_utilization: float = opt(0.9, "share of GPU memory vLLM may take (weights + KV cache)")
     empty_fallback: str = opt("first_turn", "what replaces an empty output", ("first_turn", "placeholder"))
     predict_dev: bool = opt(True, "also predict the dev set (scored by the evaluate stage)")
 
@@ -234,6 +307,18 @@ class EvaluationConfig:
     """ROUGE as the competition scores it."""
 
     tokenizer: str = opt("kiwi", "kiwi (morphemes) or whitespace", ("kiwi", "whitespace"))
+
+
+@dataclass(frozen=True)
+class Seq2SeqConfig:
+    """Encoder-decoder (model.type=seq2seq) lengths and generation defaults (the KoBART baseline's)."""
+
+    encoder_max_len: int = opt(512, "dialogue tokens fed to the encoder, <s> and </s> included")
+    decoder_max_len: int = opt(100, "summary tokens trained, </s> included (longer summaries are cut)")
+    generation_max_length: int = opt(100, "generate(max_length); inference.max_new_tokens wins when changed from its default")
+    num_beams: int = opt(4, "beam width; inference.num_beams wins when changed from its default")
+    no_repeat_ngram_size: int = opt(2, "forbid repeated n-grams (0: off); inference.no_repeat_ngram_size wins when changed")
+    early_stopping: bool = opt(True, "beam search stops once num_beams finished candidates exist")
 
 
 @dataclass(frozen=True)
@@ -252,6 +337,7 @@ class Config:
     training: TrainingConfig = sub(TrainingConfig)
     inference: InferenceConfig = sub(InferenceConfig)
     evaluation: EvaluationConfig = sub(EvaluationConfig)
+    seq2seq: Seq2SeqConfig = sub(Seq2SeqConfig)
 
 
 # ---------------------------------------------------------------- schema walking
@@ -476,6 +562,11 @@ def check_config(cfg: Config) -> None:
             problems.append(f"config key '{key}' = {value}: must be > 0")
     if cfg.prompt.num_fewshot < 0:
         problems.append(f"config key 'prompt.num_fewshot' = {cfg.prompt.num_fewshot}: must be >= 0")
+    a = cfg.augmentation
+    if (a.backend == "transformers" and cfg.model.type == "seq2seq" and not a.local_model
+            and cfg.model.name != "tiny-debug" and (a.num_paraphrase > 0 or a.num_synthetic > 0)):
+        problems.append("config key 'augmentation.local_model' is unset but model.type=seq2seq cannot chat: "
+                        "name a causal chat model for augmentation.backend=transformers, or use backend=api")
     if problems:
         raise UserError(*problems)
 

@@ -10,11 +10,9 @@ from typing import Optional
 import yaml
 
 from src.config import Config, resolve_path, to_dict
-from src.data.loading import check_files, read_table
 from src.errors import UserError
 from src.manifest import Manifest
 from src.pipeline import RunContext, check_inputs
-from src.stages.preprocess import raw_files
 from src.utils.io import atomic_write_text
 from src.utils.logging_setup import add_file_handler
 
@@ -56,7 +54,10 @@ def preflight(ctx: RunContext) -> list[str]:
     if ctx.world_size > 1 and set(ctx.selected) - {"train"}:
         return [f"launched with {ctx.world_size} processes: run only the train stage this way (--stages train); "
                 "run the other stages in a single process before and after"]
-    problems = check_files({split: (path, split) for split, path in raw_files(cfg).items()})
+    from src.data.sources import preflight_problems
+
+    preprocessed = ctx.manifest.entry("preprocess").get("status") == "done"
+    problems = preflight_problems(cfg, ctx.selected, preprocessed)
     if problems:
         return problems
     problems += check_inputs(ctx)
@@ -73,9 +74,11 @@ def preflight(ctx: RunContext) -> list[str]:
 
 def debug_texts(cfg: Config) -> list[str]:
     """Text the tiny debug tokenizer is trained on: every dialogue and summary of the configured splits."""
+    from src.data.sources import SPLITS, load_split_sources
+
     texts: list[str] = []
-    for path in raw_files(cfg).values():
-        df = read_table(path)
+    for split in SPLITS:
+        df = load_split_sources(cfg, split).frame
         for col in ("dialogue", "summary"):
             if col in df.columns:
                 texts += df[col].dropna().astype(str).tolist()

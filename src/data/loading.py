@@ -1,12 +1,15 @@
-"""Reading and checking the competition files (fname, dialogue, summary).
+"""Reading and checking one table of dialogues (fname, dialogue, summary).
 
-Every problem is collected and reported together, each naming file, row (fname) and column.
+``read_table`` reads CSV, JSON, JSONL or Parquet by extension; ``check_frame`` lists every problem
+with a split, each naming file, row (and fname) and column. Where the rows come from (lists,
+folders, hub datasets, column mapping) is ``src.data.sources``.
 """
 from __future__ import annotations
 
 import io
 import logging
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 
@@ -16,79 +19,92 @@ log = logging.getLogger(__name__)
 
 REQUIRED = {"train": ("fname", "dialogue", "summary"), "dev": ("fname", "dialogue", "summary"),
             "test": ("fname", "dialogue")}
+SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
+MAX_LISTED = 20
 
 
 def _decode(path: Path) -> str:
     raw = path.read_bytes()
+    # strip the BOM first so error offsets and line numbers count from the file's first byte after it
+    raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
     try:
-        return raw.decode("utf-8-sig")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise UserError(f"{path}: line {line}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
                         "re-save the file as UTF-8") from None
 
 
+def as_text(df: pd.DataFrame) -> pd.DataFrame:
+    """Every column as Python strings, missing values kept missing (JSON numbers become text)."""
+    return df.astype("string").astype(object)
+
+
+def first_row_number(path: Path) -> int:
+    """How messages number a file's first record: CSV by line (header is line 1), others from 1."""
+    return 2 if Path(path).suffix.lower() not in (".json", ".jsonl", ".parquet") else 1
+
+
 def read_table(path: Path) -> pd.DataFrame:
-    """Read CSV, JSON, JSONL or Parquet by extension, all columns as strings (NaN kept)."""
+    """Read CSV, JSON, JSONL or Parquet by extension (anything else as CSV), all columns as text."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: file not found; check data.*_file and paths.data_dir")
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
-            return pd.read_parquet(path).astype("string").astype(object)
+            return as_text(pd.read_parquet(path))
         text = _decode(path)
-        if suffix == ".jsonl":
-            return pd.read_json(io.StringIO(text), lines=True, dtype=False).astype("string").astype(object)
-        if suffix == ".json":
-            return pd.read_json(io.StringIO(text), dtype=False).astype("string").astype(object)
+        if suffix in (".jsonl", ".json"):
+            return as_text(pd.read_json(io.StringIO(text), lines=suffix == ".jsonl", dtype=False))
         return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
     except UserError:
         raise
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise UserError(f"{path}: cannot be parsed as {suffix or 'csv'} ({str(exc).splitlines()[0]}); fix the file") from None
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        # pyarrow's errors derive from ValueError/OSError; the first line says what is wrong
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{path}: cannot be parsed as {suffix or 'csv'} ({first}); fix the file") from None
 
 
-def check_frame(df: pd.DataFrame, path: Path, role: str) -> list[str]:
-    """Problems with one split: required columns, unique fnames, non-empty text."""
-    problems = []
+def check_frame(df: pd.DataFrame, path: Path | str, role: str, first_row: int = 2,
+                names: Optional[dict[str, str]] = None) -> list[str]:
+    """Problems with one split: required columns, unique fnames, non-empty text.
+
+    Rows are numbered from ``first_row`` (2 for CSV, whose line 1 is the header; 1 for records).
+    ``names`` gives the source column behind a canonical one, so a mapped column is reported
+    under the name the user sees in the file.
+    """
+    names = names or {}
     missing = [c for c in REQUIRED[role] if c not in df.columns]
     if missing:
         return [f"{path}: missing column(s) {', '.join(missing)} (the {role} split needs "
                 f"{', '.join(REQUIRED[role])}; found {', '.join(map(str, df.columns))})"]
     if len(df) == 0:
         return [f"{path}: no rows; the {role} split must not be empty"]
-    fnames = df["fname"].fillna("").astype(str).str.strip()
-    for i in df.index[fnames == ""][:20]:
-        problems.append(f"{path}: row {i + 2}: column fname is empty; give every row a unique id")
+    problems = []
+    fnames = df["fname"].fillna("").astype(str).str.strip().reset_index(drop=True)
+    fname_col = names.get("fname", "fname")
+    for i in fnames.index[fnames == ""][:MAX_LISTED]:
+        problems.append(f"{path}: row {i + first_row}: column {fname_col} is empty; give every row a unique id")
     dup = fnames[fnames.duplicated(keep="first") & (fnames != "")]
-    for i, name in list(dup.items())[:20]:
-        problems.append(f"{path}: row {i + 2} (fname {name}): duplicate fname; ids must be unique")
+    for i, name in list(dup.items())[:MAX_LISTED]:
+        problems.append(f"{path}: row {i + first_row} ({fname_col} {name}): duplicate fname; ids must be unique")
     for col in REQUIRED[role][1:]:
-        empty = df[col].fillna("").astype(str).str.strip() == ""
-        for i in df.index[empty][:20]:
-            problems.append(f"{path}: row {i + 2} (fname {fnames[i]}): column {col} is empty; fill it or drop the row")
-        if empty.sum() > 20:
-            problems.append(f"{path}: ... {int(empty.sum()) - 20} more rows with an empty {col}")
+        empty = (df[col].fillna("").astype(str).str.strip() == "").reset_index(drop=True)
+        for i in empty.index[empty][:MAX_LISTED]:
+            problems.append(f"{path}: row {i + first_row} (fname {fnames[i]}): column {names.get(col, col)} "
+                            "is empty; fill it or drop the row")
+        if empty.sum() > MAX_LISTED:
+            problems.append(f"{path}: ... {int(empty.sum()) - MAX_LISTED} more rows with an empty {names.get(col, col)}")
     return problems
 
 
 def load_split(path: Path, role: str) -> pd.DataFrame:
-    """Read and check one split; raise UserError listing every problem."""
+    """Read and check one canonical split file; raise UserError listing every problem."""
     df = read_table(path)
-    problems = check_frame(df, path, role)
+    problems = check_frame(df, path, role, first_row_number(path))
     if problems:
         raise UserError(*problems)
     df["fname"] = df["fname"].astype(str).str.strip()
     return df
 
-
-def check_files(files: dict[str, tuple[Path, str]]) -> list[str]:
-    """Check several splits ({name: (path, role)}); return every problem found."""
-    problems: list[str] = []
-    for path, role in files.values():
-        try:
-            problems += check_frame(read_table(path), path, role)
-        except UserError as exc:
-            problems += exc.problems
-    return problems

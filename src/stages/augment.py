@@ -35,6 +35,27 @@ def config_parts(cfg: Config) -> dict[str, Any]:
     return {"augmentation": cfg.augmentation, "seed": cfg.seed, "local_model": model}
 
 
+def local_generator(ctx: Any) -> Optional[str]:
+    """The causal model that stands in for the API: augmentation.local_model, else the run's model.
+
+    A seq2seq run's own model cannot chat, so the debug run falls back to the tiny causal model.
+    """
+    cfg = ctx.cfg
+    if cfg.augmentation.local_model:
+        return cfg.augmentation.local_model
+    if cfg.model.type == "causal":
+        return ctx.extras.get("model_path")
+    from dataclasses import replace
+
+    from src.models.loading import DEBUG_NAME, resolve_model
+    from src.run import debug_texts
+
+    if cfg.model.name != DEBUG_NAME:
+        return None
+    causal = replace(cfg, model=replace(cfg.model, type="causal"))
+    return resolve_model(causal, lambda: debug_texts(cfg))
+
+
 def run(ctx: Any) -> dict[str, Any]:
     """Generate, validate and write the augmented rows."""
     from src.data.augment_data import augment
@@ -48,7 +69,7 @@ def run(ctx: Any) -> dict[str, Any]:
     refs = [d for key in ("dev", "test") for d in load_split(ins[key], key)["dialogue"].astype(str)]
     local_model = None
     if cfg.augmentation.backend == "transformers":
-        local_model = cfg.augmentation.local_model or ctx.extras.get("model_path")
+        local_model = local_generator(ctx)
     result = augment(train, refs, cfg.augmentation, get_secret(cfg.augmentation.api.api_key_env), ctx.aug_dir,
                      cfg.seed, local_model_path=local_model)
     return {"stats": result.stats}

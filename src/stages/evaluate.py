@@ -23,10 +23,10 @@ def fallback(ctx: Any) -> dict[str, Optional[Path]]:
 
 
 def inputs(ctx: Any) -> dict[str, Optional[Path]]:
-    """Dev predictions and the dev references as given (scores are against the raw summaries)."""
-    from src.stages.preprocess import raw_files
-
-    return {"dev_predictions": ctx.upstream("infer", "dev_predictions"), "dev": raw_files(ctx.cfg)["dev"]}
+    """Dev predictions and the dev references: the dev rows as materialized from their sources (mapped,
+    subsampled) but not cleaned, so scores are against the summaries as given."""
+    return {"dev_predictions": ctx.upstream("infer", "dev_predictions"),
+            "dev": ctx.upstream("preprocess", "dev_references")}
 
 
 def config_parts(cfg: Config) -> dict[str, Any]:

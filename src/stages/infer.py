@@ -34,7 +34,8 @@ def inputs(ctx: Any) -> dict[str, Optional[Path]]:
 def config_parts(cfg: Config) -> dict[str, Any]:
     """Settings this stage depends on."""
     return {"model": cfg.model, "prompt": cfg.prompt, "inference": cfg.inference, "seed": cfg.seed,
-            "quantized": cfg.training.use_qlora, "compute_dtype": cfg.training.compute_dtype}
+            "quantized": cfg.training.use_qlora, "compute_dtype": cfg.training.compute_dtype,
+            "seq2seq": cfg.seq2seq if cfg.model.type == "seq2seq" else None}
 
 
 def run(ctx: Any) -> dict[str, Any]:

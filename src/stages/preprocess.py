@@ -1,40 +1,48 @@
-"""Preprocess stage: denoise and typo-fix the raw splits into ``<clean_dir>/<run>/``."""
+"""Preprocess stage: materialize each split from its sources, denoise and typo-fix it into ``<clean_dir>/<run>/``.
+
+Every downstream stage reads the canonical CSVs written here (``fname,dialogue,summary[,topic],source``).
+``dev_references.csv`` is the dev split before cleaning: the evaluate stage scores against it, so
+scores are against the summaries as given, on exactly the dev rows that were predicted.
+"""
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 from typing import Any, Optional
 
+import pandas as pd
+
 from src.config import Config, resolve_path
-from src.data.loading import load_split
+from src.data.sources import REJECTED_COLUMNS, SPLITS, is_plain, load_split_sources, local_inputs, plain_file
 from src.utils.io import atomic_write_csv
 
 log = logging.getLogger(__name__)
 
-SPLITS = {"train": "train_file", "dev": "dev_file", "test": "test_file"}
-required = ("raw_train", "raw_dev", "raw_test")
-
-
-def raw_files(cfg: Config) -> dict[str, Path]:
-    """The configured input files."""
-    base = resolve_path(cfg.paths.data_dir)
-    return {split: resolve_path(getattr(cfg.data, attr), base) for split, attr in SPLITS.items()}
+# the sources are checked by run.preflight (src.data.sources.preflight_problems), with clearer messages
+required: tuple[str, ...] = ()
 
 
 def outputs(ctx: Any) -> dict[str, Path]:
-    """Cleaned splits."""
-    return {split: ctx.clean_dir / f"{split}.csv" for split in SPLITS}
+    """Cleaned splits, the uncleaned dev references, and the training rows the length filters dropped."""
+    out = {split: ctx.clean_dir / f"{split}.csv" for split in SPLITS}
+    out["dev_references"] = ctx.clean_dir / "dev_references.csv"
+    out["rejected"] = ctx.clean_dir / "rejected.csv"
+    return out
 
 
 def fallback(ctx: Any) -> dict[str, Optional[Path]]:
-    """Skipped preprocessing means the raw files are used as they are."""
-    return dict(raw_files(ctx.cfg))
+    """Skipped preprocessing: a split that is one canonical CSV is read as it is; any other split has no
+    stand-in, so its (missing) clean path is named and the run stops before it starts."""
+    planned = outputs(ctx)
+    found: dict[str, Optional[Path]] = {s: plain_file(ctx.cfg, s) if is_plain(ctx.cfg, s) else planned[s] for s in SPLITS}
+    found["dev_references"] = found["dev"] if is_plain(ctx.cfg, "dev") else planned["dev_references"]
+    return found
 
 
 def inputs(ctx: Any) -> dict[str, Optional[Path]]:
-    """Raw splits and the rule tables."""
+    """Local source files and folders, and the rule tables."""
     cfg = ctx.cfg
-    found = {f"raw_{k}": v for k, v in raw_files(cfg).items()}
+    found: dict[str, Optional[Path]] = dict(local_inputs(cfg))
     if cfg.preprocess.denoise:
         found["rules"] = resolve_path(cfg.preprocess.rules_file)
     if cfg.preprocess.typo_fix:
@@ -43,22 +51,41 @@ def inputs(ctx: Any) -> dict[str, Optional[Path]]:
 
 
 def config_parts(cfg: Config) -> dict[str, Any]:
-    """Settings this stage depends on."""
-    return {"preprocess": cfg.preprocess, "data": cfg.data}
+    """Settings this stage depends on (the seed draws the fraction, max_rows and weight samples)."""
+    return {"preprocess": cfg.preprocess, "data": cfg.data, "seed": cfg.seed}
 
 
 def run(ctx: Any) -> dict[str, Any]:
-    """Clean each split and write it; return rule counts for the manifest."""
+    """Materialize, clean and write each split; return row, source, filter and rule counts for the manifest."""
+    cfg, out = ctx.cfg, outputs(ctx)
+    clean = _cleaner(cfg)
+    counts: dict[str, dict[str, int]] = {"denoise": {}, "typo_fix": {}}
+    rows, sources, rejected = {}, {}, []
+    for split in SPLITS:
+        data = load_split_sources(cfg, split)
+        if split == "dev":
+            atomic_write_csv(out["dev_references"], data.frame)
+        df = clean(data.frame, counts)
+        atomic_write_csv(out[split], df)
+        rows[split], sources[split] = len(df), data.rows_by_source
+        rejected.append(data.rejected)
+    dropped = pd.concat([r for r in rejected if len(r)] or [pd.DataFrame(columns=REJECTED_COLUMNS)], ignore_index=True)
+    atomic_write_csv(out["rejected"], dropped)
+    reasons = {str(k): int(v) for k, v in dropped["reason"].value_counts().items()}
+    log.info("preprocess: rows %s, sources %s, filtered %s, denoise rules applied %s, typo fixes %s", rows, sources,
+             reasons or "none", sum(counts["denoise"].values()), sum(counts["typo_fix"].values()))
+    return {"rows": rows, "sources": sources, "filtered": reasons, "rules_applied": counts}
+
+
+def _cleaner(cfg: Config) -> Any:
+    """A function (frame, counts) -> cleaned frame applying the configured rule tables."""
     from src.data.preprocess.denoise import denoise_frame, load_rules
     from src.data.preprocess.typo_fix import fix_typos_frame, load_typos
 
-    cfg = ctx.cfg
     rules = load_rules(resolve_path(cfg.preprocess.rules_file)) if cfg.preprocess.denoise else None
     typos = load_typos(resolve_path(cfg.preprocess.typo_file)) if cfg.preprocess.typo_fix else None
-    counts: dict[str, dict[str, int]] = {"denoise": {}, "typo_fix": {}}
-    rows = {}
-    for split, path in raw_files(cfg).items():
-        df = load_split(path, split)
+
+    def clean(df: pd.DataFrame, counts: dict[str, dict[str, int]]) -> pd.DataFrame:
         columns = [c for c in ("dialogue", "summary") if c in df.columns]
         if rules is not None:
             df, c = denoise_frame(df, rules, columns=columns)
@@ -66,11 +93,9 @@ def run(ctx: Any) -> dict[str, Any]:
         if typos is not None:
             df, c = fix_typos_frame(df, typos, columns=columns)
             _add(counts["typo_fix"], c)
-        atomic_write_csv(outputs(ctx)[split], df)
-        rows[split] = len(df)
-    log.info("preprocess: rows %s, denoise rules applied %s, typo fixes %s", rows,
-             sum(counts["denoise"].values()), sum(counts["typo_fix"].values()))
-    return {"rows": rows, "rules_applied": counts}
+        return df
+
+    return clean
 
 
 def _add(total: dict[str, int], counts: dict[str, int]) -> None:

@@ -30,7 +30,8 @@ def inputs(ctx: Any) -> dict[str, Optional[Path]]:
 
 def config_parts(cfg: Config) -> dict[str, Any]:
     """Settings this stage depends on."""
-    return {"model": cfg.model, "training": cfg.training, "prompt": cfg.prompt, "seed": cfg.seed}
+    return {"model": cfg.model, "training": cfg.training, "prompt": cfg.prompt, "seed": cfg.seed,
+            "seq2seq": cfg.seq2seq if cfg.model.type == "seq2seq" else None}
 
 
 def run(ctx: Any) -> dict[str, Any]:

@@ -1,0 +1,158 @@
+"""Batched generation for encoder-decoder models, with the same public API as ``Predictor``.
+
+Generation settings are ``inference.*`` with the KoBART baseline's defaults from ``seq2seq.*``
+wherever ``inference.*`` was left at its default (see ``generation_settings``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import pandas as pd
+
+from src.config import Config, InferenceConfig
+from src.errors import UserError
+from src.inference.predictor import BatchCallback, GenerationStats, check_generation, fallback_summary, postprocess
+from src.models.loading import compute_dtype, pick_device
+from src.models.seq2seq import (check_seq2seq, decode_summary, encode_source, generate_kwargs, generation_settings,
+                                load_seq2seq)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Seq2SeqPredictor:
+    """Generates summaries with an encoder-decoder (predict_single/batch/dataframe, create_submission)."""
+
+    model: Any
+    tokenizer: Any
+    gen: InferenceConfig
+    encoder_max_len: int
+    early_stopping: bool
+    device: str
+    stats: GenerationStats = field(default_factory=GenerationStats)
+
+    @classmethod
+    def from_checkpoint(cls, cfg: Config, checkpoint: Path, pool: Optional[pd.DataFrame] = None) -> "Seq2SeqPredictor":
+        """Load a model folder saved by the train stage (``pool`` is unused: no few-shot prompts here)."""
+        checkpoint = Path(checkpoint)
+        if not (checkpoint / "config.json").is_file():
+            raise UserError(f"{checkpoint}: no config.json; point inference.checkpoint at a seq2seq model folder "
+                            "(e.g. model/<run>/final_checkpoint) or run the train stage")
+        import torch
+
+        gen = generation_settings(cfg)
+        problems = check_seq2seq(cfg) or check_generation(gen)
+        if problems:
+            raise UserError(*problems)
+        device = pick_device(cfg.model.device)
+        dtype = compute_dtype(cfg.training.compute_dtype, device)
+        if cfg.model.torch_dtype != "auto":
+            dtype = getattr(torch, cfg.model.torch_dtype)
+        model, tokenizer = load_seq2seq(str(checkpoint), cfg, device, dtype, cfg.model.special_tokens)
+        model.eval()
+        log.info("seq2seq generation: max_length %d, num_beams %d, no_repeat_ngram_size %d, early_stopping %s",
+                 gen.max_new_tokens, gen.num_beams, gen.no_repeat_ngram_size, cfg.seq2seq.early_stopping)
+        return cls(model, tokenizer, gen, cfg.seq2seq.encoder_max_len, cfg.seq2seq.early_stopping, device)
+
+    def predict_single(self, dialogue: str, **overrides: Any) -> str:
+        """One summary."""
+        return self.predict_batch([dialogue], **overrides)[0]
+
+    def predict_batch(self, dialogues: Sequence[str], fnames: Optional[Sequence[str]] = None,
+                      on_batch: Optional[BatchCallback] = None, **overrides: Any) -> list[str]:
+        """Summaries in input order; ``on_batch(indices, summaries)`` runs as each batch finishes.
+
+        ``fnames`` is accepted for parity with ``Predictor`` (no few-shot examples to pick here).
+        """
+        gen = self._settings(overrides)
+        start = time.perf_counter()
+        sources = [self._encode(d) for d in dialogues]
+        order = sorted(range(len(sources)), key=lambda i: len(sources[i]), reverse=True)
+        outputs: list[str] = [""] * len(sources)
+        widths = [len(s) + gen.max_new_tokens for s in sources]  # encoder tokens + decoder cap
+        for batch in length_batches(order, widths, gen.batch_size, gen.max_batch_tokens):
+            for i, text in zip(batch, self._generate([sources[i] for i in batch], gen)):
+                outputs[i] = self._finish(text, dialogues[i], gen)
+            self.stats.batches += 1
+            if on_batch is not None:
+                on_batch(batch, [outputs[i] for i in batch])
+        self.stats.dialogues += len(dialogues)
+        self.stats.seconds += time.perf_counter() - start
+        return outputs
+
+    def predict_dataframe(self, df: pd.DataFrame, on_batch: Optional[Callable[[list[str], list[str]], None]] = None,
+                          **overrides: Any) -> pd.DataFrame:
+        """``fname,summary`` for every row of ``df`` (same order); ``on_batch(fnames, summaries)`` per batch."""
+        fnames = df["fname"].astype(str).tolist()
+        hook = (lambda idx, summaries: on_batch([fnames[i] for i in idx], summaries)) if on_batch else None
+        summaries = self.predict_batch(df["dialogue"].astype(str).tolist(), fnames, on_batch=hook, **overrides)
+        return pd.DataFrame({"fname": fnames, "summary": summaries})
+
+    def create_submission(self, test_df: pd.DataFrame, path: Path, **overrides: Any) -> Path:
+        """Predict ``test_df`` and write a validated ``fname,summary`` CSV atomically."""
+        from src.inference.submission import write_submission
+
+        return write_submission(self.predict_dataframe(test_df, **overrides), test_df, path)
+
+    # ------------------------------------------------------------ internals
+
+    def _settings(self, overrides: dict[str, Any]) -> InferenceConfig:
+        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(InferenceConfig)})
+        if unknown:
+            raise ValueError(f"unknown generation setting(s) {unknown}; use InferenceConfig fields, e.g. num_beams")
+        gen = replace(self.gen, **overrides)
+        problems = check_generation(gen)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return gen
+
+    def _encode(self, dialogue: str) -> list[int]:
+        ids, cut = encode_source(self.tokenizer, dialogue, self.encoder_max_len)
+        self.stats.trimmed_prompts += cut
+        return ids
+
+    def _generate(self, batch: list[list[int]], gen: InferenceConfig) -> list[str]:
+        import torch
+
+        pad, eos = self.tokenizer.pad_token_id, self.tokenizer.eos_token_id
+        width = max(map(len, batch))
+        ids = torch.tensor([p + [pad] * (width - len(p)) for p in batch], device=self.device)
+        mask = torch.tensor([[1] * len(p) + [0] * (width - len(p)) for p in batch], device=self.device)
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=ids, attention_mask=mask, pad_token_id=pad,
+                                      **generate_kwargs(gen, self.early_stopping))
+        texts = []
+        for row in out[:, 1:].tolist():  # position 0 is the decoder start token
+            cut = next((k for k, t in enumerate(row) if t == eos), None)
+            used = 1 + (cut + 1 if cut is not None else len(row))  # BART forces </s> at the cap, so count the length
+            self.stats.hit_max_new_tokens += used >= gen.max_new_tokens
+            row = row[:cut] if cut is not None else [t for t in row if t != pad]
+            self.stats.generated_tokens += len(row) + (cut is not None)
+            texts.append(decode_summary(self.tokenizer, row))
+        return texts
+
+    def _finish(self, text: str, dialogue: str, gen: InferenceConfig) -> str:
+        clean = postprocess(text)
+        if not clean:
+            self.stats.empty_outputs += 1
+            clean = fallback_summary(dialogue, gen.empty_fallback)
+        return clean
+
+
+def length_batches(order: list[int], lengths: list[int], batch_size: int, max_batch_tokens: int) -> list[list[int]]:
+    """Consecutive groups of ``order`` (longest first): at most batch_size items and max_batch_tokens padded tokens."""
+    batches: list[list[int]] = []
+    for i in order:
+        cur = batches[-1] if batches else None
+        fits = cur is not None and len(cur) < batch_size and (
+            not max_batch_tokens or lengths[cur[0]] * (len(cur) + 1) <= max_batch_tokens)
+        if fits:
+            cur.append(i)
+        else:
+            batches.append([i])
+    return batches
