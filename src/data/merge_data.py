@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 SOURCES = ("original", "paraphrase", "synthetic", "swap")
 REQUIRED = ("fname", "dialogue", "summary")
-OUTPUT_COLUMNS = ("fname", "dialogue", "summary", "topic", "source", "parent_fname")
+OUTPUT_COLUMNS = ("fname", "dialogue", "summary", "topic", "source", "parent_fname", "data_source")
 
 
 def normalize_whitespace(text: str) -> str:
@@ -49,6 +49,8 @@ def _with_provenance(originals: pd.DataFrame, augmented: pd.DataFrame | None) ->
     if problems:
         raise UserError(*problems)
     base = originals.copy()
+    if "source" in base.columns:  # which input file/dataset a row came from (data.train_file entries)
+        base["data_source"] = base["source"]
     base["source"], base["parent_fname"] = "original", base["fname"]
     frames = [base]
     if augmented is not None and len(augmented):

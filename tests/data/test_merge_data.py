@@ -138,3 +138,15 @@ def test_user_errors(splits, kwargs: dict, fragment: str) -> None:
             "near_dup_threshold": 0.8, **kwargs}
     with pytest.raises(UserError, match=fragment):
         merge_frames(**args)
+
+
+def test_input_provenance_is_kept_as_data_source() -> None:
+    import pandas as pd
+
+    from src.data.merge_data import merge_frames
+
+    originals = pd.DataFrame({"fname": ["a", "b"], "dialogue": ["#Person1#: 가나다라\n#Person2#: 마바사", "#Person1#: 아자차\n#Person2#: 카타파하"],
+                              "summary": ["요약 하나", "요약 둘"], "source": ["train.csv", "extra.jsonl"]})
+    merged, _, _ = merge_frames(originals, None, [], {}, 0, 0.9)
+    assert set(merged["source"]) == {"original"}
+    assert dict(zip(merged["fname"], merged["data_source"])) == {"a": "train.csv", "b": "extra.jsonl"}
