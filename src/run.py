@@ -61,14 +61,25 @@ def preflight(ctx: RunContext) -> list[str]:
     if problems:
         return problems
     problems += check_inputs(ctx)
-    needs_model = any(s in ctx.selected for s in MODEL_STAGES) or (
-        "augment" in ctx.selected and cfg.augmentation.backend == "transformers")
-    if needs_model and "train" in ctx.selected:
+    problems += stage_setting_problems(ctx)
+    return problems
+
+
+def stage_setting_problems(ctx: RunContext) -> list[str]:
+    """Settings that would only fail inside a stage: the model to train, the generation backend."""
+    cfg, problems = ctx.cfg, []
+    if "train" in ctx.selected:
         from src.models.loading import check_model_reachable
         from src.utils.secrets import get_secret
 
         problem = check_model_reachable(cfg.model.name, cfg.model.revision, get_secret("HF_TOKEN"))
         problems += [problem] if problem else []
+    if "infer" in ctx.selected:
+        from src.inference.predictor import check_generation
+        from src.inference.vllm_backend import check_backend
+
+        backend = check_backend(cfg)
+        problems += check_generation(cfg.inference) + ([backend] if backend else [])
     return problems
 
 

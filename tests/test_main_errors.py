@@ -122,3 +122,12 @@ def help_text() -> str:
     res = run_cli(["--help"], timeout=60)
     assert res.returncode == 0
     return res.stdout
+
+
+def test_missing_vllm_is_reported_before_training(tmp_path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here")
+    err = run_bad(tmp_path, debug_copy(tmp_path), "inference.backend=vllm")
+    assert "vllm" in err.lower()

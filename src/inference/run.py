@@ -1,41 +1,102 @@
-"""What the infer stage does: predict dev and test with one Predictor and write the files."""
+"""What the infer stage does: predict dev and test with one predictor, journaled, and write the files.
+
+Each finished batch goes to a journal next to its output; a rerun under the same settings reuses
+those rows and predicts only the rest. The journals are removed once every output is written.
+"""
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 from typing import Any, Optional
 
+import pandas as pd
+
 from src.config import Config
 from src.data.loading import load_split
-from src.inference.predictor import Predictor
+from src.inference.journal import PredictionJournal, journal_path, settings_hash
+from src.inference.predictor import GenerationStats, Predictor
 from src.inference.submission import write_submission
 from src.utils.io import atomic_write_csv
 
 log = logging.getLogger(__name__)
 
+SETTINGS = ("backend", "batch_size", "max_batch_tokens", "max_new_tokens", "num_beams", "no_repeat_ngram_size",
+            "length_penalty", "repetition_penalty", "do_sample", "temperature", "top_p", "quantize", "merge_lora",
+            "empty_fallback")
+
+
+def load_predictor(cfg: Config, checkpoint: Path, pool: Optional[pd.DataFrame]) -> Any:
+    """The causal ``Predictor`` or, for ``model.type=seq2seq``, the ``Seq2SeqPredictor`` (same API, ``on_batch`` too)."""
+    if cfg.model.type == "seq2seq":
+        from src.inference.seq2seq import Seq2SeqPredictor
+
+        return Seq2SeqPredictor.from_checkpoint(cfg, checkpoint, pool)
+    return Predictor.from_checkpoint(cfg, checkpoint, pool)
+
+
+def predict_journaled(predictor: Any, df: pd.DataFrame, journal: PredictionJournal) -> pd.DataFrame:
+    """``fname,summary`` for ``df`` in its order: journaled rows reused, the rest predicted and journaled per batch."""
+    todo = df[~df["fname"].isin(journal.done)]
+    if len(todo) < len(df):
+        log.info("%s: %d of %d summaries taken from the journal; predicting %d", journal.path.name,
+                 len(df) - len(todo), len(df), len(todo))
+    if len(todo):
+        predictor.predict_dataframe(todo, on_batch=journal.append)
+    return pd.DataFrame({"fname": df["fname"].tolist(), "summary": [journal.done[f] for f in df["fname"]]})
+
+
+def _predict_split(cfg: Config, predictor: Any, df: pd.DataFrame, split_file: Path, output: Path,
+                   inputs: dict[str, Optional[Path]]) -> tuple[pd.DataFrame, PredictionJournal, dict[str, Any]]:
+    """Predict one split under a fresh stats counter; return predictions, its journal and its figures."""
+    journal = PredictionJournal(journal_path(output), settings_hash(cfg, inputs["checkpoint"], split_file,
+                                                                    inputs.get("train")))
+    reused = int(df["fname"].isin(journal.done).sum())
+    predictor.stats = GenerationStats()
+    pred = predict_journaled(predictor, df, journal)
+    return pred, journal, {**predictor.stats.as_dict(), "rows": len(df), "reused_from_journal": reused}
+
+
+def _has_summaries(df: pd.DataFrame) -> bool:
+    return "summary" in df.columns and bool(df["summary"].fillna("").astype(str).str.strip().ne("").any())
+
 
 def predict_splits(cfg: Config, inputs: dict[str, Optional[Path]], outputs: dict[str, Path], run_dir: Path) -> dict[str, Any]:
-    """Predict the dev set (if asked) and the test set; return settings and throughput for the manifest."""
+    """Predict dev (when asked and it has summaries) and test; return settings and throughput for the manifest."""
     pool = load_split(inputs["train"], "train") if inputs.get("train") and cfg.prompt.num_fewshot else None
-    if cfg.model.type == "seq2seq":
-        from src.inference.seq2seq import Seq2SeqPredictor as predictor_cls
-    else:
-        predictor_cls = Predictor
-    predictor = predictor_cls.from_checkpoint(cfg, inputs["checkpoint"], pool)
-    if "dev_predictions" in outputs:
-        dev = load_split(inputs["dev"], "dev")
-        atomic_write_csv(outputs["dev_predictions"], predictor.predict_dataframe(dev))
+    predictor = load_predictor(cfg, inputs["checkpoint"], pool)
+    splits: dict[str, dict[str, Any]] = {}
+    journals = []
+    if "dev_predictions" in outputs and inputs.get("dev") is not None:
+        dev = load_split(inputs["dev"], "test")  # the test role: a dev set without summaries is not an error here
+        if _has_summaries(dev):
+            pred, journal, splits["dev"] = _predict_split(cfg, predictor, dev, inputs["dev"], outputs["dev_predictions"], inputs)
+            atomic_write_csv(outputs["dev_predictions"], pred)
+            journals.append(journal)
+        else:
+            log.info("dev set %s has no summaries: not predicted (nothing to score)", inputs["dev"])
     test = load_split(inputs["test"], "test")
-    write_submission(predictor.predict_dataframe(test), test, outputs["submission"])
-    stats = predictor.stats.as_dict()
+    pred, journal, splits["test"] = _predict_split(cfg, predictor, test, inputs["test"], outputs["submission"], inputs)
+    write_submission(pred, test, outputs["submission"])
+    for j in journals + [journal]:
+        j.remove()
+    return _report(cfg, inputs["checkpoint"], splits)
+
+
+def _report(cfg: Config, checkpoint: Path, splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Manifest fields: totals over the splits, per-split figures, settings; warnings for what needs a look."""
+    total = GenerationStats(**{k: sum(s.get(k, 0) for s in splits.values()) for k in
+                               ("dialogues", "generated_tokens", "hit_max_new_tokens", "empty_outputs",
+                                "trimmed_prompts", "batches", "seconds")})
+    stats = total.as_dict()
     if stats["hit_max_new_tokens"]:
-        log.warning("%d outputs hit inference.max_new_tokens=%d: the stop token may not be learnt",
-                    stats["hit_max_new_tokens"], cfg.inference.max_new_tokens)
+        log.warning("%d of %d outputs reached inference.max_new_tokens=%d: the model may not have learnt its stop "
+                    "token, or the cap is too low", stats["hit_max_new_tokens"], stats["dialogues"],
+                    cfg.inference.max_new_tokens)
     if stats["empty_outputs"]:
         log.warning("%d empty outputs replaced per inference.empty_fallback=%s", stats["empty_outputs"],
                     cfg.inference.empty_fallback)
-    log.info("inference: %d dialogues in %.1fs (%.2f dialogues/s, %.1f generated tokens/s)", stats["dialogues"],
-             stats["seconds"], stats["dialogues_per_s"], stats["generated_tokens_per_s"])
-    return {"throughput": stats, "checkpoint": str(inputs["checkpoint"]),
-            "generation": {k: getattr(cfg.inference, k) for k in ("batch_size", "max_new_tokens", "num_beams",
-                                                                  "do_sample", "no_repeat_ngram_size")}}
+    log.info("inference: %d dialogues generated in %.1fs (%.2f dialogues/s, %.1f generated tokens/s)",
+             stats["dialogues"], stats["seconds"], stats["dialogues_per_s"], stats["generated_tokens_per_s"])
+    return {"checkpoint": str(checkpoint), "throughput": stats, "splits": splits,
+            "hit_max_new_tokens": stats["hit_max_new_tokens"], "empty_outputs": stats["empty_outputs"],
+            "settings": {k: getattr(cfg.inference, k) for k in SETTINGS}}

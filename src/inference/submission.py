@@ -10,9 +10,9 @@ from src.utils.io import atomic_write_csv
 
 def check_submission(pred: pd.DataFrame, test_df: pd.DataFrame) -> list[str]:
     """Problems that would make the file unusable: ids, order, row count, empty summaries."""
-    problems = []
     if list(pred.columns) != ["fname", "summary"]:
-        problems.append(f"columns are {list(pred.columns)}, expected ['fname', 'summary']")
+        return [f"columns are {list(pred.columns)}, expected ['fname', 'summary']"]
+    problems = []
     if len(pred) != len(test_df):
         problems.append(f"{len(pred)} rows for {len(test_df)} test dialogues")
     elif pred["fname"].astype(str).tolist() != test_df["fname"].astype(str).tolist():
