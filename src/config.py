@@ -260,7 +260,7 @@ class TrainingConfig:
     lora: LoraConfig = sub(LoraConfig)
     gradient_checkpointing: bool = opt(True, "trade compute for activation memory")
     logging_steps: int = opt(10, "log every N steps")
-    eval_steps: int = opt(0, "evaluate every N steps (0: at every checkpoint); must divide save_steps")
+    eval_steps: int = opt(0, "evaluate every N steps; 0 or one that does not divide save_steps: at every checkpoint")
     save_steps: int = opt(200, "checkpoint every N steps")
     save_total_limit: int = opt(3, "keep at most N checkpoints")
     eval_rouge_samples: int = opt(0, "generate N dev summaries at each eval and compute ROUGE (0: off)")
@@ -268,9 +268,11 @@ class TrainingConfig:
                                      "else eval_loss)", ("auto", "eval_loss", "rouge_final", "rouge1", "rouge2", "rougeL"))
     early_stopping_patience: int = opt(0, "stop after N evals without improvement (0: off)")
     instruction_augmentation: bool = opt(False, "render each example once per prompt.instruction_variants")
-    packing: bool = opt(True, "causal: pack examples padding-free (BFD rows, position ids restart per example, "
-                               "no attention across examples); false pads each batch")
-    group_by_length: bool = opt(False, "batch examples of similar length (only without packing)")
+    padding_free: bool = opt(True, "causal: a micro-batch is its examples end to end, no padding; position ids "
+                                   "restart per example, so none attends to another (false: padded batches)")
+    packing: bool = opt(False, "causal: BFD-pack examples into fixed rows as long as the longest example "
+                               "(padding-free too); wins over padding_free")
+    group_by_length: bool = opt(False, "batch examples of similar length (padded batches only)")
     neftune_noise_alpha: Optional[float] = opt(None, "NEFTune embedding noise")
     merge_adapter: bool = opt(False, "also write merged weights to final_merged/")
     report_to: str = opt("none", "none, tensorboard or wandb (offline without WANDB_API_KEY)",

@@ -239,28 +239,70 @@ def cap_dialogue(dialogue: str, max_chars: int) -> str:
 
 
 class ShotSelector:
-    """Picks few-shot examples from the training pool; never the example itself, never dev/test."""
+    """Picks few-shot examples from the training pool; never the example itself, never dev/test.
+
+    "Itself" covers its augmented copies too: pool rows sharing a ``parent_fname`` (paraphrases,
+    speaker swaps) or the same dialogue text are one family, and a prompt never shows its family.
+    """
 
     def __init__(self, pool: pd.DataFrame, cfg: PromptConfig, seed: int) -> None:
         self.cfg, self.seed = cfg, seed
         pool = pool.reset_index(drop=True)
         self.fnames = pool["fname"].astype(str).tolist()
         self.shots: list[Shot] = list(zip(pool["dialogue"].astype(str), pool["summary"].astype(str)))
+        parents = pool["parent_fname"].fillna("").astype(str) if "parent_fname" in pool.columns else None
+        self.family = [p or f for p, f in zip(parents, self.fnames)] if parents is not None else list(self.fnames)
+        self.row_of = {f: i for i, f in enumerate(self.fnames)}
+        self.family_rows: dict[str, set[int]] = {}
+        self.dialogue_rows: dict[str, set[int]] = {}
+        for i, (fam, (dialogue, _)) in enumerate(zip(self.family, self.shots)):
+            self.family_rows.setdefault(fam, set()).add(i)
+            self.dialogue_rows.setdefault(dialogue, set()).add(i)
         order = list(range(len(pool)))
         random.Random(seed).shuffle(order)
         # fixed exemplars: short enough to fit whole, the same for every prompt (train and inference)
-        short = [i for i in order if len(self.shots[i][0]) <= cfg.few_shot_max_chars] or order
-        self.fixed = short[: cfg.num_fewshot + 1]
+        self.fixed = [i for i in order if len(self.shots[i][0]) <= cfg.few_shot_max_chars] or order
+        self._similar: Any = None
 
-    def select(self, fname: Optional[str] = None) -> list[Shot]:
-        """``prompt.num_fewshot`` shots for the example ``fname`` (deterministic per seed and fname)."""
+    def select(self, fname: Optional[str] = None, dialogue: Optional[str] = None) -> list[Shot]:
+        """``prompt.num_fewshot`` shots for the example ``fname`` (deterministic per seed and fname).
+
+        ``similar`` ranks the pool by BM25 against ``dialogue`` (needed unless ``fname`` is a pool row).
+        """
         n = self.cfg.num_fewshot
         if n == 0 or not self.shots:
             return []
+        banned = self._family_rows(fname, dialogue)
         if self.cfg.fewshot_selection == "random":
             digest = hashlib.sha256(f"{self.seed}:{fname}".encode()).digest()
             rng = random.Random(int.from_bytes(digest[:8], "big"))
-            picks = rng.sample(range(len(self.shots)), min(n + 1, len(self.shots)))
+            picks = rng.sample(range(len(self.shots)), min(n + len(banned), len(self.shots)))
+        elif self.cfg.fewshot_selection == "similar":
+            picks = self._similar_rows(fname, dialogue, n, banned)
         else:
-            picks = self.fixed
-        return [self.shots[i] for i in picks if self.fnames[i] != fname][:n]
+            picks = self.fixed[: n + len(banned)]
+        return [self.shots[i] for i in picks if i not in banned][:n]
+
+    def _family_rows(self, fname: Optional[str], dialogue: Optional[str]) -> set[int]:
+        """Pool rows that are the example itself: same fname, same family, same dialogue."""
+        row = self.row_of.get(str(fname)) if fname is not None else None
+        family = self.family[row] if row is not None else str(fname)
+        banned = set(self.family_rows.get(family, ())) | ({row} if row is not None else set())
+        if dialogue is not None:
+            banned |= self.dialogue_rows.get(dialogue, set())
+        return banned
+
+    def _similar_rows(self, fname: Optional[str], dialogue: Optional[str], n: int, banned: set[int]) -> list[int]:
+        from src.data.fewshot import morphemes, similar_pool
+
+        if self._similar is None:
+            self._similar = similar_pool([d for d, _ in self.shots])
+        row = self.row_of.get(str(fname)) if fname is not None else None
+        if row is not None and (dialogue is None or dialogue == self.shots[row][0]):
+            tokens = self._similar.tokens[row]
+        elif dialogue is not None:
+            tokens = morphemes([dialogue])[0]
+        else:
+            raise ValueError(f"prompt.fewshot_selection=similar needs the dialogue of {fname!r}: "
+                             "call select(fname, dialogue)")
+        return self._similar.index.top(tokens, n, banned)

@@ -243,7 +243,7 @@ class Predictor:
         return gen
 
     def _encode(self, dialogue: str, fname: str) -> list[int]:
-        shots = self.selector.select(fname) if self.selector else []
+        shots = self.selector.select(fname, dialogue) if self.selector else []
         enc = self.builder.encode_prompt(dialogue, shots)
         self.stats.trimmed_prompts += enc.trimmed
         return enc.input_ids

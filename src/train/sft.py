@@ -1,13 +1,17 @@
 """Causal-LM fine-tuning: TRL SFTTrainer on prompt/completion examples, QLoRA or LoRA or full.
 
 Examples are tokenized here with the shared prompt builder (prompt ids exactly as at inference,
-labels -100 on the prompt, completion = summary + end-of-turn), so TRL only collates and trains.
+labels -100 on the prompt, completion = summary + end-of-turn), so TRL only collates and trains:
+by default padding-free packed rows (position ids restart per example, so no example attends to
+another), else padded batches. ``src.train.options`` maps ``training.*`` onto the installed
+TRL/transformers argument names.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -16,8 +20,8 @@ import pandas as pd
 from src.config import Config, to_dict
 from src.data.prompt import PromptBuilder, ShotSelector
 from src.errors import UserError
-from src.models.loading import (compute_dtype, count_parameters, load_causal_model, load_tokenizer,
-                                pick_device)
+from src.models.loading import compute_dtype, count_parameters, load_causal_model, load_tokenizer, pick_device
+from src.train.options import Collation, collation, peft_config, sft_arguments
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +42,7 @@ def encode_frame(builder: PromptBuilder, selector: ShotSelector, df: pd.DataFram
     instructions = list(cfg.prompt.instruction_variants) if variants else [cfg.prompt.instruction]
     rows, trimmed, dropped, long_sum = [], 0, 0, 0
     for fname, dialogue, summary in zip(df["fname"].astype(str), df["dialogue"].astype(str), df["summary"].astype(str)):
-        shots = selector.select(fname)
+        shots = selector.select(fname, dialogue)
         for instruction in instructions:
             ex = builder.encode_example(dialogue, summary, shots, instruction)
             trimmed += ex["trimmed"]
@@ -64,101 +68,185 @@ def preflight(rows: list[dict[str, Any]], stop_ids: list[int], name: str) -> Non
 
 
 def latest_checkpoint(model_dir: Path) -> Optional[Path]:
-    """The newest ``checkpoint-N`` folder that holds trainer state, or None."""
-    ckpts = [p for p in Path(model_dir).glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()
-             and (p / "trainer_state.json").is_file()]
+    """The newest complete ``checkpoint-N`` (its trainer_state.json, written last, parses), or None."""
+    def complete(p: Path) -> bool:
+        try:
+            json.loads((p / "trainer_state.json").read_text(encoding="utf-8"))
+            return True
+        except (OSError, ValueError):  # killed mid-save: skip it
+            return False
+
+    ckpts = [p for p in Path(model_dir).glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    ckpts = [p for p in ckpts if complete(p)]
     return max(ckpts, key=lambda p: int(p.name.split("-")[-1])) if ckpts else None
 
 
-def peft_config(cfg: Config) -> Any:
-    """LoraConfig from training.lora, or None for full fine-tuning."""
-    if not cfg.training.use_lora:
-        return None
-    from peft import LoraConfig
-
-    lc = cfg.training.lora
-    targets = lc.target_modules if lc.target_modules == "all-linear" else [m.strip() for m in lc.target_modules.split(",")]
-    return LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=targets, bias=lc.bias,
-                      use_dora=lc.use_dora, use_rslora=lc.use_rslora, task_type="CAUSAL_LM",
-                      modules_to_save=list(lc.modules_to_save) or None)
-
-
-def sft_config(cfg: Config, out_dir: Path, device: str, dtype: Any, has_eval: bool, max_length: int) -> Any:
-    """SFTConfig mapped from training.* onto the installed TRL/transformers argument names."""
+def load_for_training(cfg: Config, model_path: str, device: str, dtype: Any) -> Any:
+    """The base model: 4-bit for QLoRA; fp32 master weights for full fine-tuning under fp16 autocast."""
     import torch
-    from trl import SFTConfig
 
-    t = cfg.training
-    optim = t.optim if t.optim != "auto" else ("paged_adamw_8bit" if device == "cuda" else "adamw_torch")
-    if t.optim == "auto" and device != "cuda":
-        log.info("optimizer: adamw_torch (paged 8-bit AdamW needs CUDA)")
-    eval_every = t.eval_steps or None
-    kwargs = dict(
-        output_dir=str(out_dir), num_train_epochs=t.num_train_epochs, max_steps=t.max_steps,
-        learning_rate=t.learning_rate, per_device_train_batch_size=t.per_device_train_batch_size,
-        per_device_eval_batch_size=t.per_device_eval_batch_size,
-        gradient_accumulation_steps=t.gradient_accumulation_steps, warmup_steps=t.warmup_fraction,
-        lr_scheduler_type=t.lr_scheduler_type, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
-        optim=optim, logging_steps=t.logging_steps, save_strategy="steps", save_steps=t.save_steps,
-        save_total_limit=t.save_total_limit, eval_strategy=("steps" if eval_every else "epoch") if has_eval else "no",
-        eval_steps=eval_every, seed=cfg.seed, report_to=[] if t.report_to == "none" else [t.report_to],
-        bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16, use_cpu=device == "cpu",
-        gradient_checkpointing=t.gradient_checkpointing and device != "cpu", max_length=max_length,
-        packing=t.packing, neftune_noise_alpha=t.neftune_noise_alpha, dataset_num_proc=None,
-        remove_unused_columns=True, logging_dir=None,
-    )
-    kwargs.pop("logging_dir")
-    kwargs.update(t.extra)
-    return SFTConfig(**kwargs)
+    if not cfg.training.use_lora and dtype == torch.float16 and cfg.model.torch_dtype == "auto":
+        # fp16 AMP cannot step fp16 parameters (GradScaler refuses to unscale them)
+        cfg = replace(cfg, model=replace(cfg.model, torch_dtype="float32"))
+    return load_causal_model(model_path, cfg, device, dtype, quantize=cfg.training.use_qlora)
 
 
-def train_causal(cfg: Config, model_path: str, train_df: pd.DataFrame, dev_df: Optional[pd.DataFrame],
-                 out_dir: Path, resume: bool) -> dict[str, Any]:
-    """Fine-tune and save ``out_dir/final_checkpoint``; return the manifest fields."""
+def align_adapter_dtype(model: Any, cfg: Config) -> None:
+    """LoRA weights in fp32: the master copy under bf16/fp16 autocast, whose compute dtype stays ``dtype``.
+
+    TRL casts a quantized model's adapter to bf16 whatever the precision flag says: on a GPU
+    without bf16 (fp16 autocast) that breaks, and bf16 storage drops updates smaller than 1/256.
+    """
+    import torch
+
+    if not cfg.training.use_lora:
+        return
+    for param in model.parameters():
+        if param.requires_grad and param.is_floating_point() and param.dtype != torch.float32:
+            param.data = param.data.float()
+
+
+def parameter_counts(model: Any) -> tuple[int, int]:
+    """(trainable, total), counting 4-bit weights as the parameters they stand for."""
+    if hasattr(model, "get_nb_trainable_parameters"):
+        return model.get_nb_trainable_parameters()
+    return count_parameters(model)
+
+
+class _BatchOfOneIsIntended(logging.Filter):
+    """Drops TRL's advice against one example per padding-free micro-batch: on CPU that is the fast choice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for that one warning."""
+        return "per_device_train_batch_size of 1 with padding-free" not in record.getMessage()
+
+
+_QUIET_TRL = _BatchOfOneIsIntended()
+
+
+def build_trainer(cfg: Config, model: Any, tokenizer: Any, rows: list[dict], eval_rows: Optional[list[dict]],
+                  out_dir: Path, device: str, dtype: Any, coll: Collation, callbacks: list[Any]) -> Any:
+    """SFTTrainer composed from the mapped SFTConfig, the LoRA config and the callbacks."""
     from datasets import Dataset
-    from trl import SFTTrainer
+    from trl import SFTConfig, SFTTrainer
 
-    device = pick_device(cfg.model.device)
-    dtype = compute_dtype(cfg.training.compute_dtype, device)
-    tokenizer = load_tokenizer(model_path, cfg)
-    builder = PromptBuilder(tokenizer, cfg.prompt)
-    selector = ShotSelector(train_df, cfg.prompt, cfg.seed)
+    args = SFTConfig(**sft_arguments(cfg, out_dir, device, dtype, eval_rows is not None, coll))
+    logging.getLogger("trl.trainer.sft_trainer").addFilter(_QUIET_TRL)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                         eval_dataset=Dataset.from_list(eval_rows) if eval_rows is not None else None,
+                         processing_class=tokenizer, peft_config=peft_config(cfg), callbacks=callbacks)
+    align_adapter_dtype(trainer.model, cfg)
+    for cb in callbacks:
+        if hasattr(cb, "log_fn"):
+            cb.log_fn = trainer.log
+    return trainer
+
+
+def rouge_callbacks(cfg: Config, dev_df: Optional[pd.DataFrame], tokenizer: Any, builder: PromptBuilder,
+                    selector: ShotSelector, device: str) -> list[Any]:
+    """ROUGE on generated dev summaries (when asked), then early stopping, in that order."""
+    from src.train.callbacks import RougeCallback, RougeSample, early_stopping
+
+    if dev_df is None or not len(dev_df):
+        return []
+    t = cfg.training
+    found: list[Any] = []
+    if t.eval_rouge_samples > 0:
+        sample = RougeSample.from_frame(dev_df, t.eval_rouge_samples, cfg.seed, cfg.evaluation.tokenizer)
+        shots = selector if cfg.prompt.num_fewshot else None
+        found.append(RougeCallback(cfg, sample, tokenizer, builder, shots, device))
+    return found + early_stopping(t.early_stopping_patience)
+
+
+def encode_sets(cfg: Config, builder: PromptBuilder, selector: ShotSelector, train_df: pd.DataFrame,
+                dev_df: Optional[pd.DataFrame]) -> tuple[EncodedSet, Optional[list[dict]]]:
+    """The rendered training set (checked by the pre-flight) and the dev set for eval loss."""
     train_set = encode_frame(builder, selector, train_df, cfg, cfg.training.instruction_augmentation)
     preflight(train_set.rows, builder.stop_token_ids, "training set")
     log.info("training examples: %d (%d prompts trimmed, %d lost few-shot examples, %d summaries over %d tokens)",
              len(train_set.rows), train_set.trimmed, train_set.dropped_shots, train_set.long_summaries,
              cfg.prompt.max_summary_tokens)
-    eval_ds = None
-    if dev_df is not None and len(dev_df):
-        eval_ds = Dataset.from_list(encode_frame(builder, selector, dev_df, cfg, False).rows)
-    max_length = max(len(r["input_ids"]) for r in train_set.rows)
-    model = load_causal_model(model_path, cfg, device, dtype, quantize=cfg.training.use_qlora)
-    args = sft_config(cfg, out_dir, device, dtype, eval_ds is not None, max_length)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_set.rows),
-                         eval_dataset=eval_ds, processing_class=tokenizer, peft_config=peft_config(cfg))
-    trainable, total = count_parameters(trainer.model)
-    log.info("parameters: %s trainable of %s (%.2f%%), compute dtype %s, device %s",
-             f"{trainable:,}", f"{total:,}", 100 * trainable / max(total, 1), str(dtype).split(".")[-1], device)
+    has_dev = dev_df is not None and len(dev_df)
+    eval_rows = encode_frame(builder, selector, dev_df, cfg, False).rows if has_dev else None
+    return train_set, eval_rows
+
+
+def train_causal(cfg: Config, model_path: str, train_df: pd.DataFrame, dev_df: Optional[pd.DataFrame],
+                 out_dir: Path, resume: bool) -> dict[str, Any]:
+    """Fine-tune and save ``out_dir/final_checkpoint``; return the manifest fields."""
+    device = pick_device(cfg.model.device)
+    dtype = compute_dtype(cfg.training.compute_dtype, device)
+    tokenizer = load_tokenizer(model_path, cfg)
+    builder = PromptBuilder(tokenizer, cfg.prompt)
+    selector = ShotSelector(train_df, cfg.prompt, cfg.seed)
+    train_set, eval_rows = encode_sets(cfg, builder, selector, train_df, dev_df)
+    coll = collation(cfg.training, [len(r["input_ids"]) for r in train_set.rows], device)
+    callbacks = rouge_callbacks(cfg, dev_df, tokenizer, builder, selector, device)
+    model = load_for_training(cfg, model_path, device, dtype)
+    trainer = build_trainer(cfg, model, tokenizer, train_set.rows, eval_rows, out_dir, device, dtype, coll, callbacks)
+    trainable, total = parameter_counts(trainer.model)
+    log.info("parameters: %s trainable of %s (%.2f%%), compute dtype %s, device %s; %s", f"{trainable:,}",
+             f"{total:,}", 100 * trainable / max(total, 1), str(dtype).split(".")[-1], device,
+             coll.describe(cfg.training))
     ckpt = latest_checkpoint(out_dir) if resume else None
-    if ckpt:
-        log.info("resuming training from %s", ckpt)
+    if resume:
+        log.info("resuming training from %s" if ckpt else "no checkpoint in %s: training from the start",
+                 ckpt or out_dir)
     result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     final = save_final(trainer, tokenizer, cfg, out_dir)
-    return {"global_step": trainer.state.global_step, "resumed_from": str(ckpt) if ckpt else None,
-            "world_size": trainer.args.world_size, "train_loss": result.training_loss,
+    fields = manifest_fields(trainer, train_set, coll, eval_rows is not None)
+    fields.update(resumed_from=str(ckpt) if ckpt else None, train_loss=result.training_loss,
+                  trainable_params=trainable, total_params=total, final_checkpoint=str(final))
+    merged = merge_adapter(cfg, model_path, final, out_dir, tokenizer, trainer) if cfg.training.merge_adapter else None
+    if merged is not None:
+        fields["final_merged"] = str(merged)
+    return fields
+
+
+def manifest_fields(trainer: Any, train_set: EncodedSet, coll: Collation, has_eval: bool) -> dict[str, Any]:
+    """What the manifest records about training: steps, data counts, collation, best checkpoint."""
+    return {"global_step": trainer.state.global_step, "world_size": trainer.args.world_size,
             "examples": len(train_set.rows), "trimmed_prompts": train_set.trimmed,
-            "dropped_fewshot": train_set.dropped_shots, "trainable_params": trainable, "total_params": total,
-            "final_checkpoint": str(final)}
+            "dropped_fewshot": train_set.dropped_shots, "long_summaries": train_set.long_summaries,
+            "collation": {**dataclasses.asdict(coll), "train_rows": len(trainer.train_dataset)},
+            "best_checkpoint": trainer.state.best_model_checkpoint, "best_metric": trainer.state.best_metric,
+            "metric_for_best_model": trainer.args.metric_for_best_model if has_eval else None}
 
 
 def save_final(trainer: Any, tokenizer: Any, cfg: Config, out_dir: Path) -> Path:
     """Adapter (or full model), tokenizer and resolved config in ``final_checkpoint/``."""
-    import yaml
-
     final = Path(out_dir) / "final_checkpoint"
     trainer.save_model(str(final))
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(final))
-        (final / "pipeline_config.yaml").write_text(
-            yaml.safe_dump(to_dict(cfg), allow_unicode=True, sort_keys=False), encoding="utf-8")
+        write_config(cfg, final)
     return final
+
+
+def write_config(cfg: Config, folder: Path) -> None:
+    """The resolved pipeline config next to the weights it produced."""
+    import yaml
+
+    (Path(folder) / "pipeline_config.yaml").write_text(
+        yaml.safe_dump(to_dict(cfg), allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def merge_adapter(cfg: Config, model_path: str, final: Path, out_dir: Path, tokenizer: Any, trainer: Any) -> Optional[Path]:
+    """Fold the adapter into an unquantized copy of the base (on CPU) and save ``final_merged/``."""
+    if not cfg.training.use_lora:
+        log.info("training.merge_adapter: full fine-tuning has no adapter; final_checkpoint holds the full model")
+        return None
+    from peft import PeftModel
+
+    if not trainer.is_world_process_zero():
+        return None
+    # on CPU: the GPU still holds the training copy, and a merge is one pass of small matmuls
+    base = load_causal_model(model_path, cfg, "cpu", compute_dtype(cfg.training.compute_dtype, "cuda")
+                             if pick_device(cfg.model.device) == "cuda" else compute_dtype("auto", "cpu"), quantize=False)
+    merged = PeftModel.from_pretrained(base, str(final)).merge_and_unload()
+    target = Path(out_dir) / "final_merged"
+    merged.save_pretrained(str(target))
+    tokenizer.save_pretrained(str(target))
+    write_config(cfg, target)
+    log.info("merged weights written to %s", target)
+    return target

@@ -1,0 +1,233 @@
+"""``training.*`` mapped onto the installed TRL / transformers / PEFT argument names.
+
+transformers 5 renamed or removed several arguments (``warmup_ratio`` -> a float ``warmup_steps``,
+``group_by_length`` -> ``train_sampling_strategy``, ``logging_dir`` -> the TensorBoard callback's
+own default): every name used here is a field of the installed ``SFTConfig``, which the tests check.
+"""
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import difflib
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import urlparse
+
+from src.config import Config, TrainingConfig
+from src.errors import UserError
+
+log = logging.getLogger(__name__)
+
+ROUGE_METRICS = ("rouge_final", "rouge1", "rouge2", "rougeL")
+
+
+@dataclass(frozen=True)
+class Collation:
+    """How training examples become micro-batches: padding-free, packed rows, or padded batches."""
+
+    mode: str  # "padding_free", "packed" or "padded"
+    max_length: Optional[int]  # packed row length / longest example when padding; None: nothing to cut
+    rows_per_batch: int  # the Trainer's per_device_train_batch_size (rows when packed)
+    accumulation: int  # the Trainer's gradient_accumulation_steps
+    examples_per_row: float = 1.0
+
+    def describe(self, t: TrainingConfig) -> str:
+        """One log line: what a micro-batch and an optimizer step hold."""
+        per_step = self.rows_per_batch * self.examples_per_row * self.accumulation
+        step = f"{self.accumulation} accumulation = ~{per_step:.1f} examples per optimizer step per device " \
+               f"(asked {t.per_device_train_batch_size} x {t.gradient_accumulation_steps})"
+        if self.mode == "padded":
+            return f"padded batches of {self.rows_per_batch} examples x {step}"
+        if self.mode == "padding_free":
+            return f"padding-free: {self.rows_per_batch} example(s) per micro-batch, no padding, x {step}"
+        return (f"padding-free packing: rows of <= {self.max_length} tokens holding {self.examples_per_row:.1f} "
+                f"examples, {self.rows_per_batch} row(s) per micro-batch x {step}")
+
+
+def bfd_rows(lengths: list[int], row_length: int) -> int:
+    """How many rows best-fit-decreasing packing (TRL's ``bfd``) fills with these lengths."""
+    free: list[int] = []  # sorted free space of the open rows
+    rows = 0
+    for n in sorted(lengths, reverse=True):
+        at = bisect.bisect_left(free, n)
+        if at < len(free):
+            left = free.pop(at) - n
+        else:
+            rows, left = rows + 1, row_length - n
+        if left > 0:
+            bisect.insort(free, left)
+    return rows
+
+
+def collation(t: TrainingConfig, lengths: list[int], device: str) -> Collation:
+    """Padding-free micro-batches (default), BFD-packed rows, or padded batches; same examples per step.
+
+    A padding-free or packed micro-batch is one flattened sequence, and sdpa/eager attention is
+    dense over it (the block-diagonal mask still costs the full square), so on CPU a micro-batch
+    is one example (padding-free) or one row (packed); on an accelerator it holds about
+    ``per_device_train_batch_size`` examples. Gradient accumulation is rescaled so an optimizer step
+    still sees about ``per_device_train_batch_size x gradient_accumulation_steps`` examples, the
+    presets' effective batch; the loss is the token mean over the whole step either way.
+    """
+    batch, steps = t.per_device_train_batch_size, t.gradient_accumulation_steps
+    if t.packing:
+        longest = max(lengths)
+        per_row = len(lengths) / bfd_rows(lengths, longest)
+        rows = 1 if device == "cpu" else max(1, round(batch / per_row))
+        return Collation("packed", longest, rows, max(1, round(batch * steps / (rows * per_row))), per_row)
+    if t.padding_free:
+        return Collation("padding_free", None, 1, batch * steps) if device == "cpu" else \
+            Collation("padding_free", None, batch, steps)
+    return Collation("padded", max(lengths), batch, steps)
+
+
+def optimizer_name(t: TrainingConfig, device: str) -> str:
+    """Paged 8-bit AdamW on CUDA; plain AdamW elsewhere (paged optimizers need CUDA)."""
+    if t.optim == "auto":
+        if device == "cuda":
+            return "paged_adamw_8bit"
+        log.info("optimizer: adamw_torch (paged 8-bit AdamW needs CUDA; device is %s)", device)
+        return "adamw_torch"
+    if t.optim.startswith("paged_") and device != "cuda":
+        log.info("optimizer: adamw_torch instead of training.optim=%s (paged optimizers need CUDA)", t.optim)
+        return "adamw_torch"
+    return t.optim
+
+
+def best_metric(t: TrainingConfig) -> str:
+    """The metric that picks the best checkpoint: ``rouge_final`` with ROUGE eval on, else ``eval_loss``."""
+    if t.metric_for_best_model == "auto":
+        return "rouge_final" if t.eval_rouge_samples > 0 else "eval_loss"
+    if t.metric_for_best_model in ROUGE_METRICS and t.eval_rouge_samples <= 0:
+        raise UserError(f"config key 'training.metric_for_best_model' = {t.metric_for_best_model!r} needs ROUGE "
+                        "during training: set training.eval_rouge_samples > 0 (e.g. 100) or use eval_loss")
+    return t.metric_for_best_model
+
+
+def eval_arguments(t: TrainingConfig, has_eval: bool) -> dict[str, Any]:
+    """Eval every ``eval_steps`` (0: at every checkpoint), best checkpoint loaded at the end."""
+    if not has_eval:
+        if t.eval_rouge_samples or t.early_stopping_patience:
+            log.warning("no dev set: training.eval_rouge_samples and training.early_stopping_patience are ignored")
+        return {"eval_strategy": "no"}
+    every = t.eval_steps or t.save_steps
+    if t.save_steps % every:
+        # the best checkpoint must exist on disk: evaluate where checkpoints are written
+        log.warning("training.save_steps=%d is not a multiple of training.eval_steps=%d; evaluating every %d steps "
+                    "so that each evaluation has a checkpoint to keep", t.save_steps, every, t.save_steps)
+        every = t.save_steps
+    metric = best_metric(t)
+    return {"eval_strategy": "steps", "eval_steps": every, "load_best_model_at_end": True,
+            "metric_for_best_model": metric, "greater_is_better": not metric.endswith("loss")}
+
+
+def report_to(cfg: Config, out_dir: Path) -> list[str]:
+    """Tracking integrations; wandb runs offline without a key or a reachable server, never failing the run."""
+    tracker = cfg.training.report_to
+    if tracker == "none":
+        return []
+    module = "tensorboard" if tracker == "tensorboard" else "wandb"
+    try:
+        __import__(module)
+    except ImportError:
+        log.warning("training.report_to=%s but %s is not installed (pip install %s); not tracking", tracker, module, module)
+        return []
+    if tracker == "wandb":
+        _wandb_mode(out_dir)
+    return [tracker]
+
+
+def _wandb_mode(out_dir: Path) -> None:
+    from src.utils.secrets import get_secret
+
+    # wandb reads its settings from the environment; these only steer where and whether it syncs
+    os.environ.setdefault("WANDB_DIR", str(out_dir))
+    if os.environ.get("WANDB_MODE") == "disabled":
+        return
+    if not get_secret("WANDB_API_KEY"):
+        os.environ["WANDB_MODE"] = "offline"
+        log.info("wandb: offline (no WANDB_API_KEY); upload later with `wandb sync %s/wandb`", out_dir)
+    elif not _reachable(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")):
+        os.environ["WANDB_MODE"] = "offline"
+        log.warning("wandb: server unreachable; logging offline to %s/wandb (upload later with `wandb sync`)", out_dir)
+
+
+def _reachable(url: str, timeout: float = 3.0) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "", parsed.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def check_extra(extra: dict[str, Any]) -> None:
+    """``training.extra`` keys must be installed SFTConfig fields; name the closest one otherwise."""
+    from trl import SFTConfig
+
+    fields = [f.name for f in dataclasses.fields(SFTConfig)]
+    problems = []
+    for key in extra:
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(f"config key 'training.extra.{key}': not an argument of the installed SFTConfig{hint}")
+    if problems:
+        raise UserError(*problems)
+
+
+def sft_arguments(cfg: Config, out_dir: Path, device: str, dtype: Any, has_eval: bool, coll: Collation) -> dict[str, Any]:
+    """SFTConfig keyword arguments (every key an installed field), ``training.extra`` applied last."""
+    import torch
+
+    t = cfg.training
+    if not 0 <= t.warmup_fraction < 1:
+        raise UserError(f"config key 'training.warmup_fraction' = {t.warmup_fraction}: must be in [0, 1)")
+    sampling = "random"
+    if t.group_by_length:
+        sampling = "group_by_length" if coll.mode == "padded" else "random"
+        if coll.mode != "padded":
+            log.info("training.group_by_length ignored: %s batches hold no padding to save", coll.mode)
+    kwargs: dict[str, Any] = dict(
+        output_dir=str(out_dir), run_name=Path(out_dir).name, num_train_epochs=t.num_train_epochs,
+        max_steps=t.max_steps, learning_rate=t.learning_rate, per_device_train_batch_size=coll.rows_per_batch,
+        per_device_eval_batch_size=t.per_device_eval_batch_size,
+        gradient_accumulation_steps=coll.accumulation,
+        warmup_steps=t.warmup_fraction,  # a float below 1 is a share of the total steps in transformers 5
+        lr_scheduler_type=t.lr_scheduler_type, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
+        optim=optimizer_name(t, device), logging_steps=t.logging_steps, logging_first_step=True,
+        save_strategy="steps", save_steps=t.save_steps, save_total_limit=t.save_total_limit, seed=cfg.seed,
+        report_to=report_to(cfg, Path(out_dir)), bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16,
+        use_cpu=device == "cpu", max_length=coll.max_length, packing=coll.mode == "packed", packing_strategy="bfd",
+        padding_free=coll.mode == "padding_free",
+        eval_packing=False, train_sampling_strategy=sampling, neftune_noise_alpha=t.neftune_noise_alpha,
+        remove_unused_columns=True, **gradient_checkpointing(t, device), **eval_arguments(t, has_eval),
+    )
+    check_extra(t.extra)
+    kwargs.update(t.extra)
+    return kwargs
+
+
+def gradient_checkpointing(t: TrainingConfig, device: str) -> dict[str, Any]:
+    """Checkpointing on accelerators only: on CPU memory is not the limit and it costs a third more time."""
+    if t.gradient_checkpointing and device == "cpu":
+        log.info("gradient checkpointing off on CPU (it saves accelerator memory at the cost of time)")
+    on = t.gradient_checkpointing and device != "cpu"
+    return {"gradient_checkpointing": on, "gradient_checkpointing_kwargs": {"use_reentrant": False} if on else None}
+
+
+def peft_config(cfg: Config) -> Optional[Any]:
+    """PEFT LoraConfig from training.lora, or None for full fine-tuning."""
+    if not cfg.training.use_lora:
+        return None
+    from peft import LoraConfig
+
+    lc = cfg.training.lora
+    targets = lc.target_modules if lc.target_modules == "all-linear" else [m.strip() for m in lc.target_modules.split(",")]
+    return LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=targets, bias=lc.bias,
+                      use_dora=lc.use_dora, use_rslora=lc.use_rslora, task_type="CAUSAL_LM",
+                      modules_to_save=list(lc.modules_to_save) or None)

@@ -1,0 +1,122 @@
+"""training.* mapped onto the installed TRL/transformers: names, eval/best-model plan, collation, tracking."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from src.config import load_config
+from src.errors import UserError
+from src.train import options
+from src.train.options import Collation, bfd_rows, collation, eval_arguments, optimizer_name, sft_arguments
+
+PADDED = Collation("padded", 512, 4, 4)
+
+
+def cfg_with(*overrides: str):
+    return load_config(None, ["model.device=cpu", "training.report_to=none", *overrides])
+
+
+def test_every_argument_is_a_field_of_the_installed_sftconfig(tmp_path: Path) -> None:
+    from trl import SFTConfig
+
+    cfg = cfg_with("training.eval_rouge_samples=8", "training.early_stopping_patience=2", "training.save_steps=50")
+    kwargs = sft_arguments(cfg, tmp_path, "cpu", torch.float32, True, Collation("packed", 900, 1, 6, 2.8))
+    fields = {f.name for f in dataclasses.fields(SFTConfig)}
+    assert set(kwargs) <= fields
+    args = SFTConfig(**kwargs)
+    assert args.warmup_steps == pytest.approx(0.03) and args.get_warmup_steps(1000) == 30
+    assert args.optim == "adamw_torch" and args.lr_scheduler_type == "cosine" and args.max_grad_norm == 1.0
+    assert args.packing and args.packing_strategy == "bfd" and args.padding_free is False and args.max_length == 900
+    assert args.per_device_train_batch_size == 1 and args.gradient_accumulation_steps == 6
+    assert args.load_best_model_at_end and args.metric_for_best_model == "rouge_final" and args.greater_is_better
+    assert args.eval_steps == 50 and args.save_steps == 50 and args.report_to == []
+    assert not args.gradient_checkpointing and not args.bf16 and not args.fp16
+
+
+@pytest.mark.parametrize("setting, bf16, fp16", [("bfloat16", True, False), ("float16", False, True), ("float32", False, False)])
+def test_one_compute_dtype_for_qlora_and_mixed_precision(tmp_path: Path, setting: str, bf16: bool, fp16: bool) -> None:
+    from src.models.loading import compute_dtype, quantization_config
+
+    cfg = cfg_with(f"training.compute_dtype={setting}")
+    dtype = compute_dtype(cfg.training.compute_dtype, "cuda")
+    kwargs = sft_arguments(cfg, tmp_path, "cuda", dtype, False, PADDED)
+    assert (kwargs["bf16"], kwargs["fp16"]) == (bf16, fp16)
+    assert quantization_config(cfg, dtype).bnb_4bit_compute_dtype == dtype
+    assert kwargs["optim"] == "paged_adamw_8bit" and kwargs["gradient_checkpointing"]
+
+
+def test_eval_plan_defaults_and_fixes(caplog) -> None:
+    t = cfg_with().training
+    assert eval_arguments(t, False) == {"eval_strategy": "no"}
+    plan = eval_arguments(t, True)
+    assert plan["eval_steps"] == t.save_steps and plan["metric_for_best_model"] == "eval_loss"
+    assert plan["greater_is_better"] is False
+    odd = dataclasses.replace(t, eval_steps=15, save_steps=10)
+    assert eval_arguments(odd, True)["eval_steps"] == 10 and "not a multiple" in caplog.text
+    assert eval_arguments(dataclasses.replace(t, eval_steps=5, save_steps=10), True)["eval_steps"] == 5
+    with pytest.raises(UserError, match="training.eval_rouge_samples"):
+        eval_arguments(dataclasses.replace(t, metric_for_best_model="rouge_final"), True)
+
+
+def test_unknown_extra_argument_names_the_key(tmp_path: Path) -> None:
+    cfg = cfg_with("training.extra={warmup_ratio: 0.1}")
+    with pytest.raises(UserError, match="training.extra.warmup_ratio"):
+        sft_arguments(cfg, tmp_path, "cpu", torch.float32, False, PADDED)
+    ok = cfg_with("training.extra={dataloader_num_workers: 2}")
+    assert sft_arguments(ok, tmp_path, "cpu", torch.float32, False, PADDED)["dataloader_num_workers"] == 2
+
+
+def test_group_by_length_maps_to_the_sampling_strategy(tmp_path: Path) -> None:
+    cfg = cfg_with("training.group_by_length=true", "training.padding_free=false")
+    assert sft_arguments(cfg, tmp_path, "cpu", torch.float32, False, PADDED)["train_sampling_strategy"] == "group_by_length"
+
+
+def test_optimizer_choice() -> None:
+    t = cfg_with().training
+    assert optimizer_name(t, "cuda") == "paged_adamw_8bit" and optimizer_name(t, "cpu") == "adamw_torch"
+    assert optimizer_name(dataclasses.replace(t, optim="paged_adamw_32bit"), "cpu") == "adamw_torch"
+    assert optimizer_name(dataclasses.replace(t, optim="adafactor"), "cpu") == "adafactor"
+
+
+def test_padding_free_by_default_with_the_same_examples_per_step(tmp_path: Path) -> None:
+    from trl import SFTConfig
+
+    cfg = cfg_with("training.per_device_train_batch_size=4", "training.gradient_accumulation_steps=4")
+    cpu, gpu = collation(cfg.training, [300, 900], "cpu"), collation(cfg.training, [300, 900], "cuda")
+    assert (cpu.mode, cpu.max_length, cpu.rows_per_batch, cpu.accumulation) == ("padding_free", None, 1, 16)
+    assert (gpu.rows_per_batch, gpu.accumulation) == (4, 4)
+    args = SFTConfig(**sft_arguments(cfg, tmp_path, "cpu", torch.float32, False, cpu))
+    assert args.padding_free and not args.packing and args.max_length is None
+    assert args.per_device_train_batch_size * args.gradient_accumulation_steps == 16
+
+
+def test_packed_collation_keeps_the_effective_batch() -> None:
+    assert bfd_rows([6, 5, 4, 3, 2], 10) == 2 and bfd_rows([10, 10, 1], 10) == 3
+    t = cfg_with("training.per_device_train_batch_size=4", "training.gradient_accumulation_steps=4",
+                 "training.packing=true").training
+    lengths = [300] * 90 + [900] * 10  # three short examples fill a 900-token row
+    cpu, gpu = collation(t, lengths, "cpu"), collation(t, lengths, "cuda")
+    assert cpu.mode == gpu.mode == "packed"
+    assert cpu.max_length == gpu.max_length == 900 and cpu.examples_per_row == pytest.approx(100 / 40)
+    assert cpu.rows_per_batch == 1 and cpu.accumulation == round(16 / 2.5)
+    assert gpu.rows_per_batch == 2 and gpu.accumulation == round(16 / 5)
+    padded = collation(dataclasses.replace(t, packing=False, padding_free=False), lengths, "cpu")
+    assert (padded.rows_per_batch, padded.accumulation, padded.max_length) == (4, 4, 900)
+
+
+def test_wandb_goes_offline_without_key_or_server(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    cfg = cfg_with("training.report_to=wandb")
+    assert options.report_to(cfg, tmp_path) == ["wandb"]
+    assert os.environ["WANDB_MODE"] == "offline"
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    monkeypatch.setattr(options, "_reachable", lambda url, timeout=3.0: False)
+    assert options.report_to(cfg, tmp_path) == ["wandb"] and os.environ["WANDB_MODE"] == "offline"
+    assert options.report_to(cfg_with("training.report_to=tensorboard"), tmp_path) == ["tensorboard"]
