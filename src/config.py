@@ -248,6 +248,7 @@ class TrainingConfig:
     gradient_accumulation_steps: int = opt(4, "micro-batches per optimizer step")
     warmup_fraction: float = opt(0.03, "share of steps spent warming up (mapped to warmup_steps)")
     lr_scheduler_type: str = opt("cosine", "transformers scheduler name")
+    lr_scheduler_kwargs: dict = opt({}, "scheduler arguments, e.g. {min_lr_rate: 0.1} for cosine_with_min_lr")
     weight_decay: float = opt(0.0, "AdamW weight decay")
     max_grad_norm: float = opt(1.0, "gradient clipping")
     optim: str = opt("auto", "transformers optimizer name; auto = paged_adamw_8bit on CUDA, adamw_torch on CPU")

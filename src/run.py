@@ -74,6 +74,11 @@ def stage_setting_problems(ctx: RunContext) -> list[str]:
 
         problem = check_model_reachable(cfg.model.name, cfg.model.revision, get_secret("HF_TOKEN"))
         problems += [problem] if problem else []
+        if cfg.model.type == "causal":
+            from src.models.loading import pick_device
+            from src.train.options import check_trainer_options
+
+            problems += check_trainer_options(cfg, pick_device(cfg.model.device))
     if "infer" in ctx.selected:
         from src.inference.predictor import check_generation
         from src.inference.vllm_backend import check_backend

@@ -180,6 +180,38 @@ def check_extra(extra: dict[str, Any]) -> None:
         raise UserError(*problems)
 
 
+def _choice_problem(key: str, value: str, valid: list[str]) -> list[str]:
+    if value in valid:
+        return []
+    close = difflib.get_close_matches(value, valid, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return [f"config key '{key}' = {value!r}: not known to the installed transformers{hint}; "
+            f"valid: {', '.join(sorted(valid))}"]
+
+
+def check_trainer_options(cfg: Config, device: str) -> list[str]:
+    """Before any stage runs: optimizer, scheduler, precision and ``training.extra`` against what is installed."""
+    from transformers.trainer_utils import SchedulerType
+    from transformers.training_args import OptimizerNames
+
+    t = cfg.training
+    problems = [] if t.optim == "auto" else _choice_problem("training.optim", t.optim, [o.value for o in OptimizerNames])
+    problems += _choice_problem("training.lr_scheduler_type", t.lr_scheduler_type, [s.value for s in SchedulerType])
+    if t.compute_dtype == "float16" and device != "cuda":
+        problems.append(f"config key 'training.compute_dtype' = float16: fp16 mixed precision needs CUDA (device is "
+                        f"{device}); use auto or float32")
+    if t.compute_dtype == "bfloat16" and device == "cuda":
+        import torch
+
+        if not torch.cuda.is_bf16_supported():
+            problems.append("config key 'training.compute_dtype' = bfloat16: this GPU has no bf16; use auto (fp16)")
+    try:
+        check_extra(t.extra)
+    except UserError as exc:
+        problems += exc.problems
+    return problems
+
+
 def sft_arguments(cfg: Config, out_dir: Path, device: str, dtype: Any, has_eval: bool, coll: Collation) -> dict[str, Any]:
     """SFTConfig keyword arguments (every key an installed field), ``training.extra`` applied last."""
     import torch
@@ -198,7 +230,7 @@ def sft_arguments(cfg: Config, out_dir: Path, device: str, dtype: Any, has_eval:
         per_device_eval_batch_size=t.per_device_eval_batch_size,
         gradient_accumulation_steps=coll.accumulation,
         warmup_steps=t.warmup_fraction,  # a float below 1 is a share of the total steps in transformers 5
-        lr_scheduler_type=t.lr_scheduler_type, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
+        lr_scheduler_type=t.lr_scheduler_type, lr_scheduler_kwargs=dict(t.lr_scheduler_kwargs), weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
         optim=optimizer_name(t, device), logging_steps=t.logging_steps, logging_first_step=True,
         save_strategy="steps", save_steps=t.save_steps, save_total_limit=t.save_total_limit, seed=cfg.seed,
         report_to=report_to(cfg, Path(out_dir)), bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16,

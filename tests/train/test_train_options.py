@@ -120,3 +120,54 @@ def test_wandb_goes_offline_without_key_or_server(tmp_path: Path, monkeypatch) -
     monkeypatch.setattr(options, "_reachable", lambda url, timeout=3.0: False)
     assert options.report_to(cfg, tmp_path) == ["wandb"] and os.environ["WANDB_MODE"] == "offline"
     assert options.report_to(cfg_with("training.report_to=tensorboard"), tmp_path) == ["tensorboard"]
+
+
+@pytest.mark.parametrize("override, reaches", [
+    ("training.optim=adafactor", ("optim", "adafactor")),
+    ("training.optim=adamw_torch_fused", ("optim", "adamw_torch_fused")),
+    ("training.lr_scheduler_type=cosine_with_min_lr", ("lr_scheduler_type", "cosine_with_min_lr")),
+    ("training.lr_scheduler_type=warmup_stable_decay", ("lr_scheduler_type", "warmup_stable_decay")),
+    ("training.weight_decay=0.1", ("weight_decay", 0.1)),
+    ("training.max_grad_norm=0.3", ("max_grad_norm", 0.3)),
+    ("training.neftune_noise_alpha=5", ("neftune_noise_alpha", 5.0)),
+    ("training.logging_steps=7", ("logging_steps", 7)),
+    ("seed=7", ("seed", 7)),
+])
+def test_option_families_reach_the_trainer(tmp_path: Path, override: str, reaches: tuple) -> None:
+    from trl import SFTConfig
+
+    cfg = cfg_with(override, "training.lr_scheduler_kwargs={min_lr_rate: 0.1}")
+    assert options.check_trainer_options(cfg, "cpu") == []
+    kwargs = sft_arguments(cfg, tmp_path, "cpu", torch.float32, False, PADDED)
+    args = SFTConfig(**kwargs)
+    key, value = reaches
+    assert getattr(args, key) == value
+    assert args.lr_scheduler_kwargs == {"min_lr_rate": 0.1}
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("training.optim=adamw_torchh", "did you mean 'adamw_torch'"),
+    ("training.lr_scheduler_type=cosin", "'training.lr_scheduler_type' = 'cosin'"),
+    ("training.compute_dtype=float16", "fp16 mixed precision needs CUDA"),
+    ("training.extra={learning_rat: 1}", "training.extra.learning_rat"),
+])
+def test_bad_trainer_options_fail_with_the_valid_list(override: str, fragment: str) -> None:
+    problems = options.check_trainer_options(cfg_with(override), "cpu")
+    assert len(problems) == 1 and fragment in problems[0]
+    if "optim" in override:
+        assert "adafactor" in problems[0]  # the valid names are listed
+
+
+def test_lora_and_quantization_options_reach_peft_and_bnb() -> None:
+    from src.models.loading import quantization_config
+
+    cfg = cfg_with("training.lora.r=4", "training.lora.alpha=8", "training.lora.dropout=0.1", "training.lora.bias=lora_only",
+                   "training.lora.use_dora=true", "training.lora.use_rslora=true", "training.lora.target_modules=q_proj,v_proj",
+                   "training.lora.modules_to_save=lm_head", "training.quantization=fp4",
+                   "training.bnb_4bit_use_double_quant=false")
+    lc = options.peft_config(cfg)
+    assert (lc.r, lc.lora_alpha, lc.lora_dropout, lc.bias, lc.use_dora, lc.use_rslora) == (4, 8, 0.1, "lora_only", True, True)
+    assert set(lc.target_modules) == {"q_proj", "v_proj"} and list(lc.modules_to_save) == ["lm_head"]
+    q = quantization_config(cfg, torch.float32)
+    assert q.bnb_4bit_quant_type == "fp4" and q.bnb_4bit_use_double_quant is False
+    assert quantization_config(cfg_with("training.quantization=int8"), torch.float32).load_in_8bit
