@@ -14,7 +14,6 @@ import logging
 import sys
 import types
 import typing
-from pathlib import Path
 from typing import Any
 
 from src.config import REPO_ROOT, Config, all_keys

@@ -64,6 +64,27 @@ def check_generation(gen: InferenceConfig) -> list[str]:
     return problems
 
 
+def checked_settings(gen: InferenceConfig, overrides: dict[str, Any]) -> InferenceConfig:
+    """``gen`` with per-call overrides applied; unknown names or bad values raise ValueError."""
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(InferenceConfig)})
+    if unknown:
+        raise ValueError(f"unknown generation setting(s) {unknown}; use InferenceConfig fields, e.g. num_beams")
+    gen = replace(gen, **overrides)
+    problems = check_generation(gen)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return gen
+
+
+def predict_frame(predict_batch: Callable[..., list[str]], df: pd.DataFrame,
+                  on_batch: Optional[Callable[[list[str], list[str]], None]], overrides: dict[str, Any]) -> pd.DataFrame:
+    """``fname,summary`` for ``df`` through any predictor's ``predict_batch``; ``on_batch`` gets fnames."""
+    fnames = df["fname"].astype(str).tolist()
+    hook = (lambda idx, summaries: on_batch([fnames[i] for i in idx], summaries)) if on_batch else None
+    summaries = predict_batch(df["dialogue"].astype(str).tolist(), fnames, on_batch=hook, **overrides)
+    return pd.DataFrame({"fname": fnames, "summary": summaries})
+
+
 @dataclass
 class GenerationStats:
     """Counts and throughput of the prediction calls made so far."""
@@ -218,10 +239,7 @@ class Predictor:
     def predict_dataframe(self, df: pd.DataFrame, on_batch: Optional[Callable[[list[str], list[str]], None]] = None,
                           **overrides: Any) -> pd.DataFrame:
         """``fname,summary`` for every row of ``df`` (same order); ``on_batch(fnames, summaries)`` per batch."""
-        fnames = df["fname"].astype(str).tolist()
-        hook = (lambda idx, summaries: on_batch([fnames[i] for i in idx], summaries)) if on_batch else None
-        summaries = self.predict_batch(df["dialogue"].astype(str).tolist(), fnames, on_batch=hook, **overrides)
-        return pd.DataFrame({"fname": fnames, "summary": summaries})
+        return predict_frame(self.predict_batch, df, on_batch, overrides)
 
     def create_submission(self, test_df: pd.DataFrame, path: Path, **overrides: Any) -> Path:
         """Predict ``test_df`` and write a validated ``fname,summary`` CSV atomically."""
@@ -232,15 +250,7 @@ class Predictor:
     # ------------------------------------------------------------ internals
 
     def _settings(self, overrides: dict[str, Any]) -> InferenceConfig:
-        known = {f.name for f in dataclasses.fields(InferenceConfig)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ValueError(f"unknown generation setting(s) {unknown}; use InferenceConfig fields, e.g. num_beams")
-        gen = replace(self.gen, **overrides)
-        problems = check_generation(gen)
-        if problems:
-            raise ValueError("; ".join(problems))
-        return gen
+        return checked_settings(self.gen, overrides)
 
     def _encode(self, dialogue: str, fname: str) -> list[int]:
         shots = self.selector.select(fname, dialogue) if self.selector else []

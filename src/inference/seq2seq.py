@@ -5,10 +5,9 @@ wherever ``inference.*`` was left at its default (see ``generation_settings``).
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -16,7 +15,8 @@ import pandas as pd
 
 from src.config import Config, InferenceConfig
 from src.errors import UserError
-from src.inference.predictor import BatchCallback, GenerationStats, check_generation, fallback_summary, postprocess
+from src.inference.predictor import (BatchCallback, GenerationStats, check_generation, checked_settings, fallback_summary,
+                                     postprocess, predict_frame)
 from src.models.loading import compute_dtype, pick_device
 from src.models.seq2seq import (check_seq2seq, decode_summary, encode_source, generate_kwargs, generation_settings,
                                 load_seq2seq)
@@ -88,10 +88,7 @@ class Seq2SeqPredictor:
     def predict_dataframe(self, df: pd.DataFrame, on_batch: Optional[Callable[[list[str], list[str]], None]] = None,
                           **overrides: Any) -> pd.DataFrame:
         """``fname,summary`` for every row of ``df`` (same order); ``on_batch(fnames, summaries)`` per batch."""
-        fnames = df["fname"].astype(str).tolist()
-        hook = (lambda idx, summaries: on_batch([fnames[i] for i in idx], summaries)) if on_batch else None
-        summaries = self.predict_batch(df["dialogue"].astype(str).tolist(), fnames, on_batch=hook, **overrides)
-        return pd.DataFrame({"fname": fnames, "summary": summaries})
+        return predict_frame(self.predict_batch, df, on_batch, overrides)
 
     def create_submission(self, test_df: pd.DataFrame, path: Path, **overrides: Any) -> Path:
         """Predict ``test_df`` and write a validated ``fname,summary`` CSV atomically."""
@@ -102,14 +99,7 @@ class Seq2SeqPredictor:
     # ------------------------------------------------------------ internals
 
     def _settings(self, overrides: dict[str, Any]) -> InferenceConfig:
-        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(InferenceConfig)})
-        if unknown:
-            raise ValueError(f"unknown generation setting(s) {unknown}; use InferenceConfig fields, e.g. num_beams")
-        gen = replace(self.gen, **overrides)
-        problems = check_generation(gen)
-        if problems:
-            raise ValueError("; ".join(problems))
-        return gen
+        return checked_settings(self.gen, overrides)
 
     def _encode(self, dialogue: str) -> list[int]:
         ids, cut = encode_source(self.tokenizer, dialogue, self.encoder_max_len)

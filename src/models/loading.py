@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from src.config import Config, resolve_path
-from src.errors import UserError
 
 log = logging.getLogger(__name__)
 
