@@ -52,8 +52,10 @@ def test_manifest_records_every_stage(debug_run: dict) -> None:
     assert m["packages"]["torch"] and m["packages"]["transformers"]
     assert [s for s in STAGES if m["stages"][s]["status"] != "done"] == []
     train = m["stages"]["train"]
-    assert train["global_step"] == 30 and train["resumed_from"] is None and train["world_size"] == 1
+    assert train["global_step"] == 60 and train["resumed_from"] is None and train["world_size"] == 1
     assert any("train" in k for k in m["stages"]["merge"]["outputs"])
+    infer = m["stages"]["infer"]
+    assert infer["throughput"]["dialogues"] == 24 and 0 <= infer["hit_max_new_tokens"] <= 24
     assert all(isinstance(m["stages"][s]["seconds"], float) for s in STAGES)
 
 
