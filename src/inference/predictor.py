@@ -85,6 +85,34 @@ def predict_frame(predict_batch: Callable[..., list[str]], df: pd.DataFrame,
     return pd.DataFrame({"fname": fnames, "summary": summaries})
 
 
+def length_batches(order: list[int], lengths: list[int], batch_size: int, max_batch_tokens: int) -> list[list[int]]:
+    """Consecutive groups of ``order`` (longest first): at most batch_size items and max_batch_tokens padded tokens."""
+    batches: list[list[int]] = []
+    for i in order:
+        cur = batches[-1] if batches else None
+        fits = cur is not None and len(cur) < batch_size and (
+            not max_batch_tokens or lengths[cur[0]] * (len(cur) + 1) <= max_batch_tokens)
+        if fits:
+            cur.append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+def run_batches(batches: list[list[int]], n: int, generate: Callable[[list[int]], list[Any]],
+                finish: Callable[[int, Any], str], stats: "GenerationStats",
+                on_batch: Optional[Callable[[list[int], list[str]], None]]) -> list[str]:
+    """Generate batch by batch, post-process each result into its input slot, report each finished batch."""
+    outputs = [""] * n
+    for batch in batches:
+        for i, result in zip(batch, generate(batch)):
+            outputs[i] = finish(i, result)
+        stats.batches += 1
+        if on_batch is not None:
+            on_batch(batch, [outputs[i] for i in batch])
+    return outputs
+
+
 @dataclass
 class GenerationStats:
     """Counts and throughput of the prediction calls made so far."""
@@ -223,15 +251,12 @@ class Predictor:
         start = time.perf_counter()
         prompts = [self._encode(str(d), f) for d, f in zip(dialogues, fnames)]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
-        outputs: list[str] = [""] * len(prompts)
         stop_ids = self.builder.stop_token_ids
-        for batch in self._batches(order, prompts, gen):
-            results = self.engine.generate([prompts[i] for i in batch], gen, stop_ids)
-            for i, (ids, stopped) in zip(batch, results):
-                outputs[i] = self._finish(ids, stopped, str(dialogues[i]), fnames[i], gen)
-            self.stats.batches += 1
-            if on_batch is not None:
-                on_batch(batch, [outputs[i] for i in batch])
+        outputs = run_batches(
+            self._batches(order, prompts, gen), len(prompts),
+            lambda batch: self.engine.generate([prompts[i] for i in batch], gen, stop_ids),
+            lambda i, result: self._finish(result[0], result[1], str(dialogues[i]), fnames[i], gen),
+            self.stats, on_batch)
         self.stats.dialogues += len(dialogues)
         self.stats.seconds += time.perf_counter() - start
         return outputs
@@ -262,18 +287,9 @@ class Predictor:
         """Consecutive length-sorted groups under batch_size and max_batch_tokens (an engine may ask for chunks)."""
         if self.engine.chunk_size:
             return [order[k:k + self.engine.chunk_size] for k in range(0, len(order), self.engine.chunk_size)]
-        batches: list[list[int]] = []
-        for i in order:
-            cur = batches[-1] if batches else None
-            # sorted longest first: the first prompt sets the padded width; the KV cache also holds the new tokens
-            width = len(prompts[cur[0]]) + gen.max_new_tokens if cur else 0
-            fits = cur is not None and len(cur) < gen.batch_size and (
-                not gen.max_batch_tokens or width * (len(cur) + 1) <= gen.max_batch_tokens)
-            if fits:
-                cur.append(i)
-            else:
-                batches.append([i])
-        return batches
+        # the KV cache holds the new tokens too, so a prompt's width is its length + max_new_tokens
+        widths = [len(p) + gen.max_new_tokens for p in prompts]
+        return length_batches(order, widths, gen.batch_size, gen.max_batch_tokens)
 
     def _finish(self, ids: list[int], stopped: bool, dialogue: str, fname: str, gen: InferenceConfig) -> str:
         self.stats.generated_tokens += len(ids) + stopped

@@ -16,7 +16,7 @@ import pandas as pd
 from src.config import Config, InferenceConfig
 from src.errors import UserError
 from src.inference.predictor import (BatchCallback, GenerationStats, check_generation, checked_settings, fallback_summary,
-                                     postprocess, predict_frame)
+                                     length_batches, postprocess, predict_frame, run_batches)
 from src.models.loading import compute_dtype, pick_device
 from src.models.seq2seq import (check_seq2seq, decode_summary, encode_source, generate_kwargs, generation_settings,
                                 load_seq2seq)
@@ -73,14 +73,10 @@ class Seq2SeqPredictor:
         start = time.perf_counter()
         sources = [self._encode(d) for d in dialogues]
         order = sorted(range(len(sources)), key=lambda i: len(sources[i]), reverse=True)
-        outputs: list[str] = [""] * len(sources)
         widths = [len(s) + gen.max_new_tokens for s in sources]  # encoder tokens + decoder cap
-        for batch in length_batches(order, widths, gen.batch_size, gen.max_batch_tokens):
-            for i, text in zip(batch, self._generate([sources[i] for i in batch], gen)):
-                outputs[i] = self._finish(text, dialogues[i], gen)
-            self.stats.batches += 1
-            if on_batch is not None:
-                on_batch(batch, [outputs[i] for i in batch])
+        outputs = run_batches(length_batches(order, widths, gen.batch_size, gen.max_batch_tokens), len(sources),
+                              lambda batch: self._generate([sources[i] for i in batch], gen),
+                              lambda i, text: self._finish(text, dialogues[i], gen), self.stats, on_batch)
         self.stats.dialogues += len(dialogues)
         self.stats.seconds += time.perf_counter() - start
         return outputs
@@ -133,16 +129,3 @@ class Seq2SeqPredictor:
             clean = fallback_summary(dialogue, gen.empty_fallback)
         return clean
 
-
-def length_batches(order: list[int], lengths: list[int], batch_size: int, max_batch_tokens: int) -> list[list[int]]:
-    """Consecutive groups of ``order`` (longest first): at most batch_size items and max_batch_tokens padded tokens."""
-    batches: list[list[int]] = []
-    for i in order:
-        cur = batches[-1] if batches else None
-        fits = cur is not None and len(cur) < batch_size and (
-            not max_batch_tokens or lengths[cur[0]] * (len(cur) + 1) <= max_batch_tokens)
-        if fits:
-            cur.append(i)
-        else:
-            batches.append([i])
-    return batches
