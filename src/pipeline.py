@@ -65,22 +65,20 @@ def check_inputs(ctx: RunContext) -> list[str]:
         inputs = mod.inputs(ctx)
         for key in mod.required:
             path = inputs.get(key)
-            if path is None or (not path.exists() and not _produced_now(ctx, name, path)):
-                producer = _producer(ctx, name, key)
+            producer = _producer(name, path, ctx)
+            if path is None or (not path.exists() and producer not in ctx.selected):
+                producer = producer or STAGES[STAGES.index(name) - 1]
                 problems.append(f"stage '{name}' needs {key} ({path or 'no path'}), which does not exist: "
                                 f"run the '{producer}' stage first (drop --skip-{producer}) or point the config at it")
     return problems
 
 
-def _produced_now(ctx: RunContext, consumer: str, path: Path) -> bool:
-    earlier = STAGES[: STAGES.index(consumer)]
-    return any(path in stage_module(s).outputs(ctx).values() for s in earlier if s in ctx.selected)
-
-
-def _producer(ctx: RunContext, consumer: str, key: str) -> str:
-    mapping = {"train": "merge", "clean_train": "preprocess", "dev": "preprocess", "test": "preprocess",
-               "checkpoint": "train", "dev_predictions": "infer"}
-    return mapping.get(key, "preprocess")
+def _producer(consumer: str, path: Optional[Path], ctx: RunContext) -> Optional[str]:
+    """The nearest earlier stage whose planned outputs include ``path`` (None: no stage writes it)."""
+    for stage in reversed(STAGES[: STAGES.index(consumer)]):
+        if path is not None and path in stage_module(stage).outputs(ctx).values():
+            return stage
+    return None
 
 
 def run_stages(ctx: RunContext) -> None:
