@@ -1,13 +1,14 @@
-# make demo  : create .venv, install, run the whole pipeline on the bundled debug set (CPU, offline)
-# make test  : create .venv, install with test extras, run the test suite
-# make bench : the CPU benchmarks (each prints its figure on the last line)
+# make demo      : create .venv, install, run the whole pipeline on the bundled debug set (CPU, offline)
+# make test      : create .venv, install with test extras, lint (ruff), type-check (mypy), run every test
+# make test-fast : the tests not marked slow or e2e (under 2 minutes on 2 cores)
+# make bench     : the CPU benchmarks (each prints its figure on the last line)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup setup-test demo test bench clean
+.PHONY: setup setup-test demo test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,13 +29,21 @@ setup-test: $(VENV)/.installed-test
 demo: setup
 	$(BIN)/python -m src.main --debug-small --run-name demo-$$(date +%Y%m%d-%H%M%S)
 
-test: setup-test
+lint: setup-test
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -q
 
+test-fast: setup-test
+	$(BIN)/python -m pytest -q -m "not slow and not e2e"
+
 bench: setup-test
-	$(BIN)/python benchmarks/train_throughput.py --data ../shared/data/dialogsum-ko/dev.csv
-	$(BIN)/python benchmarks/inference_throughput.py
-	$(BIN)/python benchmarks/augment_throughput.py
+	$(BIN)/python -m benchmarks.train_throughput --data ../shared/data/dialogsum-ko/dev.csv
+	$(BIN)/python -m benchmarks.inference_throughput
+	$(BIN)/python -m benchmarks.augment_throughput
+	$(BIN)/python -m benchmarks.scoring_speed
 
 clean:
 	rm -rf output/demo-* model/demo-* data/clean data/augmented

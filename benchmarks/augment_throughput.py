@@ -1,6 +1,6 @@
 """Concurrent vs one-at-a-time augmentation requests against a loopback server with fixed latency.
 
-Usage: python benchmarks/augment_throughput.py [--requests 24] [--latency 0.5] [--concurrency 8]
+Usage: python -m benchmarks.augment_throughput [--requests 24] [--latency 0.5] [--concurrency 8]
 
 Both runs go through ``LLMClient`` and the real ``openai`` SDK over HTTP to a local
 OpenAI-compatible server (tests/data/fake_openai_server.py) that answers every request after
@@ -11,17 +11,16 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere: make `src` and `tests` importable
+from src.augment.chat import ChatRequest, run_requests
+from src.augment.client import LLMClient
+from src.config import ApiConfig
+from tests.augment.fake_openai_server import FakeOpenAIServer
 
-from src.config import ApiConfig  # noqa: E402
-from src.data.llm_client import ChatRequest, LLMClient, run_requests  # noqa: E402
-from tests.data.fake_openai_server import FakeOpenAIServer  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def timed_batch(base_url: str, concurrency: int, n: int, tag: str, journal_dir: Path) -> float:

@@ -1,8 +1,8 @@
 """499 test summaries from a SOLAR-10.7B-shaped model (random weights) through the project's inference path.
 
-    .venv/bin/python benchmarks/gpu_generate.py [--backend transformers|vllm|both] [--batch-size 64]
+    .venv/bin/python -m benchmarks.gpu_generate [--backend transformers|vllm|both] [--batch-size 64]
         [--max-new-tokens 128] [--n 499]
-    .venv/bin/python benchmarks/gpu_generate.py --smoke     (2-layer model, CPU, 8 dialogues: checks the script)
+    .venv/bin/python -m benchmarks.gpu_generate --smoke     (2-layer model, CPU, 8 dialogues: checks the script)
 
 Llama architecture with SOLAR-10.7B's shape (hidden 4096, 48 layers, 32 heads, 8 KV heads,
 intermediate 14336, vocab 32000) in bf16 with random weights: nothing is downloaded. Prompts come
@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
 SHARED = REPO.parent / "shared"
 DATA = SHARED / "data" / "dialogsum-ko"
@@ -73,8 +72,9 @@ def project_pieces(args: argparse.Namespace):
     import pandas as pd
 
     from src.config import load_config
-    from src.data.prompt import PromptBuilder, ShotSelector
     from src.models.loading import load_tokenizer
+    from src.prompting.builder import PromptBuilder
+    from src.prompting.fewshot import ShotSelector
 
     cfg = load_config(None, [f"inference.batch_size={args.batch_size}", f"inference.max_new_tokens={args.max_new_tokens}"])
     tokenizer = load_tokenizer(str(TOKENIZER), cfg, padding_side="left")
@@ -113,7 +113,7 @@ def run_transformers(args: argparse.Namespace, pieces) -> dict:
 def run_vllm(args: argparse.Namespace, pieces) -> dict | None:
     """vLLM with dummy (random) weights of the same shape, through the Predictor's VllmEngine; None without vLLM."""
     from src.inference.predictor import Predictor
-    from src.inference.vllm_backend import VllmEngine, vllm_available
+    from src.inference.vllm_engine import VllmEngine, vllm_available
 
     if not vllm_available():
         print("vllm: not installed, skipped (pip install vllm)")

@@ -1,7 +1,7 @@
 """QLoRA training throughput on a real model shape (random weights: speed does not depend on values).
 
-    python benchmarks/gpu_train.py --shape solar-10.7b --data ../shared/data/dialogsum-ko/dev.csv
-    python benchmarks/gpu_train.py --smoke        # 2-layer shape on CPU: checks the code path only
+    python -m benchmarks.gpu_train --shape solar-10.7b --data ../shared/data/dialogsum-ko/dev.csv
+    python -m benchmarks.gpu_train --smoke        # 2-layer shape on CPU: checks the code path only
 
 For each collation (plain padded batches, the project's default padding-free batches, and the
 default with Liger kernels when ``liger_kernel`` is installed) it trains a few steps through the
@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 SHAPES = {  # published configs of the seed models (shapes only)
     "solar-10.7b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=48, num_attention_heads=32,
@@ -99,8 +98,9 @@ def encode(cfg, data: Path):
     """Training rows from the real dialogues with the model's tokenizer and the project's prompt."""
     import pandas as pd
 
-    from src.data.prompt import PromptBuilder, ShotSelector
     from src.models.loading import load_tokenizer
+    from src.prompting.builder import PromptBuilder
+    from src.prompting.fewshot import ShotSelector
     from src.train.sft import encode_frame
 
     df = pd.read_csv(data, dtype=str, keep_default_na=False)

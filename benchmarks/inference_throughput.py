@@ -1,6 +1,6 @@
 """Batched vs one-at-a-time generation through the project's Predictor: tiny Llama, CPU, 64 dialogues.
 
-    .venv/bin/python benchmarks/inference_throughput.py [--n 64] [--batch-size 16] [--max-new-tokens 32] [--threads 1]
+    .venv/bin/python -m benchmarks.inference_throughput [--n 64] [--batch-size 16] [--max-new-tokens 32] [--threads 1]
 
 The model is the --debug-small tiny Llama with random weights: greedy outputs do not depend on the
 batch size, so both modes generate the same tokens and the comparison is like for like. Prints each
@@ -10,13 +10,11 @@ as ``N.Nx``.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
 DEBUG = REPO / "data" / "debug"
 
@@ -39,10 +37,10 @@ def build_predictor(model_dir: Path, texts: list[str], args: argparse.Namespace)
     from transformers import AutoModelForCausalLM
 
     from src.config import Config, InferenceConfig, PromptConfig
-    from src.data.prompt import PromptBuilder
     from src.inference.predictor import Predictor
     from src.models.debug import build_tiny_causal
     from src.models.loading import load_tokenizer
+    from src.prompting.builder import PromptBuilder
 
     path = build_tiny_causal(model_dir, texts, seed=0)
     tokenizer = load_tokenizer(str(path), Config(), padding_side="left")
@@ -54,7 +52,7 @@ def build_predictor(model_dir: Path, texts: list[str], args: argparse.Namespace)
 
 def timed(predictor, dialogues: list[str], batch_size: int) -> tuple[list[str], float, int]:
     """Outputs, seconds and generated tokens of one predict_batch call."""
-    from src.inference.predictor import GenerationStats
+    from src.inference.batching import GenerationStats
 
     predictor.stats = GenerationStats()
     start = time.perf_counter()

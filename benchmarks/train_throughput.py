@@ -1,6 +1,6 @@
 """Training collation: the project default (padding-free) vs plain padded batches, on CPU.
 
-Usage: python benchmarks/train_throughput.py --data ../shared/data/dialogsum-ko/dev.csv
+Usage: python -m benchmarks.train_throughput --data ../shared/data/dialogsum-ko/dev.csv
            [--batch-size 4] [--rounds 9] [--tokens 4000] [--threads 1] [key.sub=value ...]
 
 The dialogues of ``--data`` are rendered with the project's prompt builder (the real length
@@ -19,15 +19,13 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere: make `src` importable
+from src.config import load_config
 
-from src.config import load_config  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def machine(threads: int) -> str:
@@ -45,9 +43,10 @@ def build(data: Path, root: Path, batch: int, overrides: list[str]) -> tuple:
     """The config, tiny model folder and encoded examples for ``data``."""
     import pandas as pd
 
-    from src.data.prompt import PromptBuilder, ShotSelector
     from src.models.debug import build_tiny_causal
     from src.models.loading import load_tokenizer
+    from src.prompting.builder import PromptBuilder
+    from src.prompting.fewshot import ShotSelector
     from src.train.sft import encode_frame
 
     df = pd.read_csv(data)

@@ -1,31 +1,44 @@
-"""Command-line interface of ``python -m src.main`` (argparse; no heavy imports here)."""
+"""Command-line interface of ``python -m src.main`` (argparse; no heavy imports here, so ``--help`` is instant)."""
 from __future__ import annotations
 
 import argparse
 from typing import Any, Optional
 
+from src.config import REPO_ROOT
 from src.errors import UserError
-from src.manifest import STAGES
+from src.pipeline import SKIP_FLAGS
+from src.pipeline import STAGE_NAMES as STAGES
 
-SKIP_FLAGS = {"preprocess": "--skip-preprocess", "augment": "--skip-augmentation", "merge": "--skip-merge",
-              "train": "--skip-training", "infer": "--skip-inference", "evaluate": "--skip-evaluation"}
 ALIASES = {"augmentation": "augment", "training": "train", "inference": "infer", "evaluation": "evaluate",
            "prediction": "infer", "predict": "infer", "eval": "evaluate"}
 VALUE_FLAGS = {"num_paraphrase": "augmentation.num_paraphrase", "num_speaker_swap": "augmentation.num_speaker_swap",
                "num_synthetic": "augmentation.num_synthetic"}
 
 
+def epilog() -> str:
+    """Where to find the config keys, the presets and the other commands."""
+    presets = ", ".join(sorted(p.stem for p in (REPO_ROOT / "configs" / "models").glob("*.yaml")))
+    return (
+        "overrides: any number of key.sub=value, before or after the flags, e.g.\n"
+        "  python -m src.main --debug-small training.learning_rate=2e-4 --skip-augmentation prompt.num_fewshot=0\n"
+        "every key, its default, allowed values and meaning: docs/CONFIG.md (or --print-config for this run's values)\n"
+        f"model presets (--config configs/models/NAME.yaml): {presets}\n"
+        "check a config and see the plan without running anything: --dry-run\n"
+        "score a predictions file: python -m src.evaluate --pred P.csv --ref R.csv\n"
+        "how stages, skip and resume work: docs/LLM_Pipeline.md")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """All flags, each with one line of help."""
     p = argparse.ArgumentParser(
-        prog="python -m src.main",
+        prog="python -m src.main", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Korean dialogue summarization: preprocess -> augment -> merge -> train -> infer -> evaluate.",
-        epilog="Overrides: any number of key.sub=value, e.g. training.learning_rate=2e-4 prompt.num_fewshot=0")
-    p.add_argument("--config", default=None, help="YAML config (default: configs/default.yaml)")
+        epilog=epilog())
+    p.add_argument("--config", default=None, help="YAML config (default: configs/default.yaml, the SOLAR QLoRA run)")
     p.add_argument("--debug-small", action="store_true",
-                   help="tiny local model + bundled data/debug set, CPU, offline, a few minutes")
+                   help="tiny local model + bundled data/debug set, CPU, offline (about a minute on 2 cores)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run: skip stages already done with the same inputs, resume training")
+                   help="continue a run from its saved config: skip stages already done, resume training")
     p.add_argument("--run-name", default=None, help="run folder name (default: a timestamp; with --resume, the newest run)")
     for stage, flag in SKIP_FLAGS.items():
         p.add_argument(flag, dest=f"skip_{stage}", action="store_true", help=f"do not run the {stage} stage")
@@ -35,8 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-synthetic", type=float, default=None, help="synthetic dialogues: count or fraction")
     p.add_argument("--use-instruction-augmentation", action="store_true",
                    help="render each training example with every prompt.instruction_variants phrasing")
-    p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+    p.add_argument("--dry-run", action="store_true",
+                   help="run every check, print which stages would run, skip or resume and why, and exit")
+    p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides (any order with the flags)")
     return p
+
+
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    """Flags and ``key=value`` overrides in any order (argparse's intermixed parsing)."""
+    return build_parser().parse_intermixed_args(argv)
 
 
 def flag_values(args: argparse.Namespace) -> dict[str, Any]:

@@ -4,37 +4,57 @@ Parses, validates everything before the first model is loaded, then runs the sta
 """
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 from typing import Optional
 
-from src.cli import build_parser, flag_values, selected_stages
-from src.config import load_config
+from src.cli import flag_values, parse_args, selected_stages
 from src.errors import UserError
 from src.utils.logging_setup import setup_logging
 from src.utils.secrets import load_dotenv_once
 
 log = logging.getLogger("src.main")
 
+# write failures a user fixes (space, permissions, a read-only folder): one line, not a traceback
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
 
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the pipeline; 0 on success, 2 on a user error (one line per problem), 130 on Ctrl-C."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     setup_logging("INFO")
     try:
         load_dotenv_once()
-        cfg = load_config(args.config, args.overrides, args.debug_small, flag_values(args))
+        from src.run import configure, describe_plan, prepare_run
+
+        cfg, run_name = configure(args.config, args.overrides, args.debug_small, flag_values(args), args.run_name,
+                                  args.resume)
+        if args.print_config:
+            from src.run import config_yaml
+
+            sys.stdout.write(config_yaml(cfg))
+            return 0
         setup_logging(cfg.log_level)
-        from src.run import prepare_run
+        ctx = prepare_run(cfg, run_name, args.resume, selected_stages(args), dry_run=args.dry_run)
+        if args.dry_run:
+            sys.stdout.write(describe_plan(ctx))
+            return 0
         from src.pipeline import run_stages
 
-        ctx = prepare_run(cfg, args.run_name, args.resume, selected_stages(args))
         run_stages(ctx)
         log.info("run %s finished: %s", ctx.run_name, ctx.run_dir)
         return 0
     except UserError as exc:
         for problem in exc.problems:
             sys.stderr.write(f"error: {problem}\n")
+        return 2
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        where = exc.filename or "a file"
+        sys.stderr.write(f"error: cannot write {where}: {exc.strerror}; free space or fix the permissions there, "
+                         "then rerun with --resume (finished stages and checkpoints are kept)\n")
         return 2
     except KeyboardInterrupt:
         log.error("interrupted; rerun with --resume to continue")

@@ -16,7 +16,6 @@ from src.config import REPO_ROOT
 from src.errors import UserError
 from src.utils.io import atomic_write_json
 
-STAGES = ("preprocess", "augment", "merge", "train", "infer", "evaluate")
 KEY_PACKAGES = ("torch", "transformers", "trl", "peft", "bitsandbytes", "accelerate", "datasets",
                 "openai", "pandas", "rouge", "kiwipiepy")
 
@@ -32,7 +31,7 @@ def git_commit() -> Optional[str]:
 
 def package_versions() -> dict[str, Optional[str]]:
     """Installed versions of the packages that decide results (no imports needed)."""
-    versions = {}
+    versions: dict[str, Optional[str]] = {}
     for name in KEY_PACKAGES:
         try:
             versions[name] = importlib.metadata.version(name)
@@ -44,13 +43,14 @@ def package_versions() -> dict[str, Optional[str]]:
 class Manifest:
     """``manifest.json`` of one run; ``stages[name]`` holds status, seconds, outputs, fingerprint."""
 
-    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+    def __init__(self, path: Path, data: dict[str, Any], order: tuple[str, ...] = ()) -> None:
         self.path = Path(path)
         self.data = data
+        self.order = order  # stage names in pipeline order: entries are saved in this order
 
     @classmethod
-    def open(cls, path: Path, run_name: str, seed: int) -> "Manifest":
-        """Load an existing manifest or start a new one."""
+    def open(cls, path: Path, run_name: str, seed: int, order: tuple[str, ...] = ()) -> "Manifest":
+        """Load an existing manifest or start a new one; ``order`` is the pipeline's stage order."""
         path = Path(path)
         if path.is_file():
             try:
@@ -61,7 +61,7 @@ class Manifest:
             data = {"run_name": run_name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "stages": {}}
         data.update(run_name=run_name, seed=seed, git_commit=git_commit(), packages=package_versions())
         data.setdefault("stages", {})
-        return cls(path, data)
+        return cls(path, data, order)
 
     def entry(self, stage: str) -> dict[str, Any]:
         """The stage's entry ({} when the stage never ran in this run)."""
@@ -82,6 +82,7 @@ class Manifest:
     def save(self) -> None:
         """Write the manifest atomically, stages in pipeline order."""
         stages = self.data["stages"]
-        self.data["stages"] = {s: stages[s] for s in STAGES if s in stages}
+        ordered = [s for s in self.order if s in stages] + [s for s in stages if s not in self.order]
+        self.data["stages"] = {s: stages[s] for s in ordered}
         self.data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         atomic_write_json(self.path, self.data)

@@ -1,124 +1,174 @@
-"""Runs the stages in order with skip, resume and fail-fast checks around them.
+"""The stages in order, the protocol each one follows, and how a run checks, runs, skips or resumes them.
 
-A stage module exposes ``outputs(ctx)`` (paths it writes), ``inputs(ctx)`` (paths it reads, from
-upstream stages), ``required`` (input names that must exist), ``fallback(ctx)`` (what stands in
-for its outputs when it is skipped and never ran), ``config_parts(cfg)`` (the settings it depends
-on) and ``run(ctx) -> dict`` (extra manifest fields).
+A stage is a module of ``src.stages`` with:
+
+- ``name`` and ``required`` (the input names that must exist before it runs);
+- ``outputs(ctx)`` (paths it writes), ``inputs(ctx)`` (paths it reads, mostly upstream outputs),
+  ``fallback(ctx)`` (what stands in for its outputs when it is skipped and never ran);
+- ``config_parts(cfg)`` (the settings its fingerprint hashes), ``check(ctx)`` (problems found
+  without doing the work: one line each naming the key or file and the fix) and ``run(ctx)``
+  (does the work and returns extra manifest fields).
+
+Before the first stage runs, every selected stage's ``check`` runs and all problems are reported
+together (``check_stages``); a stage whose inputs cannot exist stops the run too (``check_inputs``).
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 from src.config import Config
+from src.context import Producer, RunContext
 from src.errors import UserError
-from src.manifest import STAGES, Manifest
+from src.stages import augment, evaluate, infer, merge, preprocess, train
 from src.utils.io import fingerprint
 
 log = logging.getLogger(__name__)
 
 
-def stage_module(name: str) -> ModuleType:
-    """The module implementing stage ``name`` (imported lazily: heavy imports live inside)."""
-    return importlib.import_module(f"src.stages.{name}")
+class Stage(Producer, Protocol):
+    """One pipeline stage (each module of ``src.stages`` is one)."""
+
+    name: str
+    required: tuple[str, ...]
+
+    def inputs(self, ctx: RunContext) -> dict[str, Optional[Path]]:
+        """Paths the stage reads (upstream outputs, rule tables, source files)."""
+        ...
+
+    def config_parts(self, cfg: Config) -> dict[str, Any]:
+        """The settings the stage depends on (hashed into its fingerprint)."""
+        ...
+
+    def check(self, ctx: RunContext) -> list[str]:
+        """Problems found before anything runs, one line each naming the key or file and the fix."""
+        ...
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        """Do the work; return extra manifest fields."""
+        ...
 
 
-@dataclass
-class RunContext:
-    """Everything a stage needs besides its config: the run's folders and manifest."""
+STAGES: tuple[Stage, ...] = (preprocess, augment, merge, train, infer, evaluate)
+STAGE_NAMES: tuple[str, ...] = tuple(stage.name for stage in STAGES)
+BY_NAME: dict[str, Stage] = {stage.name: stage for stage in STAGES}
+SKIP_FLAGS: dict[str, str] = {"preprocess": "--skip-preprocess", "augment": "--skip-augmentation",
+                              "merge": "--skip-merge", "train": "--skip-training", "infer": "--skip-inference",
+                              "evaluate": "--skip-evaluation"}
 
-    cfg: Config
-    run_name: str
-    run_dir: Path
-    model_dir: Path
-    clean_dir: Path
-    aug_dir: Path
-    manifest: Manifest
-    selected: tuple[str, ...]
-    resume: bool = False
-    world_size: int = 1
-    is_main: bool = True
-    extras: dict[str, Any] = field(default_factory=dict)
 
-    def upstream(self, stage: str, key: str) -> Optional[Path]:
-        """Path ``key`` written by ``stage``: planned if it runs now, else from the manifest, else its fallback."""
-        mod = stage_module(stage)
-        if stage in self.selected:
-            return mod.outputs(self).get(key)
-        entry = self.manifest.entry(stage)
-        if entry.get("status") == "done" and entry.get("outputs", {}).get(key):
-            return Path(entry["outputs"][key])
-        path = mod.fallback(self).get(key)
-        return Path(path) if path else None
+def attach(ctx: RunContext) -> RunContext:
+    """Give the context the stage table ``ctx.upstream`` looks outputs up in."""
+    ctx.producers = BY_NAME
+    return ctx
 
 
 def check_inputs(ctx: RunContext) -> list[str]:
-    """Before anything runs: every required input of a selected stage exists or will be produced."""
+    """Every required input of a selected stage exists or will be produced by a stage that runs first."""
     problems = []
-    for name in ctx.selected:
-        mod = stage_module(name)
-        inputs = mod.inputs(ctx)
-        for key in mod.required:
+    for stage in selected(ctx):
+        inputs = stage.inputs(ctx)
+        for key in stage.required:
             path = inputs.get(key)
-            producer = _producer(name, path, ctx)
+            producer = _producer(stage.name, path, ctx)
             if path is None or (not path.exists() and producer not in ctx.selected):
-                producer = producer or STAGES[STAGES.index(name) - 1]
-                problems.append(f"stage '{name}' needs {key} ({path or 'no path'}), which does not exist: "
-                                f"run the '{producer}' stage first (drop --skip-{producer}) or point the config at it")
+                producer = producer or STAGE_NAMES[STAGE_NAMES.index(stage.name) - 1]
+                problems.append(f"stage '{stage.name}' needs {key} ({path or 'no path'}), which does not exist: "
+                                f"run the '{producer}' stage first (drop {SKIP_FLAGS[producer]}) or point the config "
+                                "at it")
     return problems
 
 
 def _producer(consumer: str, path: Optional[Path], ctx: RunContext) -> Optional[str]:
     """The nearest earlier stage whose planned outputs include ``path`` (None: no stage writes it)."""
-    for stage in reversed(STAGES[: STAGES.index(consumer)]):
-        if path is not None and path in stage_module(stage).outputs(ctx).values():
-            return stage
+    for stage in reversed(STAGES[: STAGE_NAMES.index(consumer)]):
+        if path is not None and path in stage.outputs(ctx).values():
+            return stage.name
     return None
+
+
+def check_stages(ctx: RunContext) -> list[str]:
+    """Every selected stage's own checks, in pipeline order."""
+    return [problem for stage in selected(ctx) for problem in stage.check(ctx)]
+
+
+def selected(ctx: RunContext) -> list[Stage]:
+    """The stages this run executes, in order."""
+    return [stage for stage in STAGES if stage.name in ctx.selected]
+
+
+def plan(ctx: RunContext) -> list[tuple[str, str, str]]:
+    """(stage, run|reuse|skip, why) for every stage, as ``run_stages`` would decide now (``--dry-run``)."""
+    rows: list[tuple[str, str, str]] = []
+    first_run: Optional[str] = None
+    for stage in STAGES:
+        entry = ctx.manifest.entry(stage.name)
+        if stage.name not in ctx.selected:
+            kept = "keeps its earlier outputs" if entry.get("status") == "done" else "uses its fallback"
+            rows.append((stage.name, "skip", f"not selected ({SKIP_FLAGS[stage.name]} or --stages); {kept}"))
+            continue
+        fp = fingerprint(stage.config_parts(ctx.cfg), [p for p in stage.inputs(ctx).values() if p is not None])
+        if ctx.resume and first_run is None and ctx.manifest.is_done(stage.name, fp):
+            rows.append((stage.name, "reuse", "done earlier with the same inputs and config (--resume)"))
+            continue
+        rows.append((stage.name, "run", _run_reason(ctx, entry, fp, first_run)))
+        first_run = first_run or stage.name
+    return rows
+
+
+def _run_reason(ctx: RunContext, entry: dict[str, Any], fp: str, first_run: Optional[str]) -> str:
+    if first_run is not None and ctx.resume and entry.get("status") == "done":
+        return f"after '{first_run}' runs (reused if its inputs come out the same)"
+    if not entry:
+        return "has not run in this run folder"
+    if not ctx.resume:
+        return "runs again (no --resume)"
+    if entry.get("status") == "failed":
+        return f"its last attempt failed: {entry.get('error', '?')}"
+    if entry.get("status") == "skipped":
+        return f"was skipped last time ({entry.get('reason', 'not selected')})"
+    return "its config or inputs changed since it ran" if entry.get("fingerprint") != fp else "its outputs are missing"
 
 
 def run_stages(ctx: RunContext) -> None:
     """Run or skip each stage in order, recording the manifest after every one."""
-    for name in STAGES:
-        mod = stage_module(name)
-        if name not in ctx.selected:
-            _record_skip(ctx, name, mod)
+    for stage in STAGES:
+        if stage.name not in ctx.selected:
+            _record_skip(ctx, stage)
             continue
-        inputs = [p for p in mod.inputs(ctx).values() if p is not None]
-        fp = fingerprint(mod.config_parts(ctx.cfg), inputs)
-        if ctx.resume and ctx.manifest.is_done(name, fp):
-            log.info("stage %s: already done with the same inputs and config, skipped", name)
+        inputs = [p for p in stage.inputs(ctx).values() if p is not None]
+        fp = fingerprint(stage.config_parts(ctx.cfg), inputs)
+        if ctx.resume and ctx.manifest.is_done(stage.name, fp):
+            log.info("stage %s: already done with the same inputs and config, skipped", stage.name)
             continue
-        _run_one(ctx, name, mod, fp)
+        _run_one(ctx, stage, fp)
 
 
-def _record_skip(ctx: RunContext, name: str, mod: ModuleType) -> None:
-    if ctx.manifest.entry(name).get("status") == "done":
-        log.info("stage %s: skipped (keeping the outputs of its earlier run)", name)
+def _record_skip(ctx: RunContext, stage: Stage) -> None:
+    if ctx.manifest.entry(stage.name).get("status") == "done":
+        log.info("stage %s: skipped (keeping the outputs of its earlier run)", stage.name)
         return
-    outputs = {k: str(v) for k, v in mod.fallback(ctx).items() if v is not None}
-    log.info("stage %s: skipped", name)
+    outputs = {k: str(v) for k, v in stage.fallback(ctx).items() if v is not None}
+    log.info("stage %s: skipped", stage.name)
     if ctx.is_main:
-        ctx.manifest.record(name, status="skipped", seconds=0.0, outputs=outputs)
+        ctx.manifest.record(stage.name, status="skipped", seconds=0.0, outputs=outputs)
 
 
-def _run_one(ctx: RunContext, name: str, mod: ModuleType, fp: str) -> None:
-    log.info("stage %s: running", name)
+def _run_one(ctx: RunContext, stage: Stage, fp: str) -> None:
+    log.info("stage %s: running", stage.name)
     start = time.perf_counter()
     try:
-        extra = mod.run(ctx) or {}
+        extra = stage.run(ctx) or {}
     except BaseException as exc:
         if ctx.is_main:
             reason = exc.problems[0] if isinstance(exc, UserError) and exc.problems else f"{type(exc).__name__}: {exc}"
-            ctx.manifest.record(name, status="failed", seconds=round(time.perf_counter() - start, 2),
+            ctx.manifest.record(stage.name, status="failed", seconds=round(time.perf_counter() - start, 2),
                                 error=reason[:500], fingerprint=fp)
         raise
     seconds = round(time.perf_counter() - start, 2)
-    outputs = {k: str(v) for k, v in mod.outputs(ctx).items() if v is not None and Path(v).exists()}
+    outputs = {k: str(v) for k, v in stage.outputs(ctx).items() if v is not None and Path(v).exists()}
     if ctx.is_main:
-        ctx.manifest.record(name, status="done", seconds=seconds, outputs=outputs, fingerprint=fp, **extra)
-    log.info("stage %s: done in %.1fs", name, seconds)
+        ctx.manifest.record(stage.name, status="done", seconds=seconds, outputs=outputs, fingerprint=fp, **extra)
+    log.info("stage %s: done in %.1fs", stage.name, seconds)

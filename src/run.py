@@ -1,125 +1,154 @@
-"""Setting up a run: its name and folders, fail-fast checks, logging, resolved config, manifest."""
+"""Setting up a run: its config and name, every check before the first stage, the lock, folders, logging, manifest.
+
+``configure`` decides the config: the given files and overrides, or, with ``--resume``, the run's
+saved ``config.yaml`` with the command line's overrides on top. ``prepare_run`` checks everything
+(``preflight``), then takes the run lock and writes the run folder, the resolved config and the
+manifest, and resolves the model. ``describe_plan`` says what a run would do (``--dry-run``).
+"""
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import yaml
 
-from src.config import Config, resolve_path, to_dict
+from src.config import Config, load_config, resolve_path, to_dict
+from src.context import RunContext
 from src.errors import UserError
 from src.manifest import Manifest
-from src.pipeline import RunContext, check_inputs
+from src.pipeline import STAGE_NAMES, attach, check_inputs, check_stages, plan
 from src.utils.io import atomic_write_text
+from src.utils.lock import LOCK_NAME, RunLock
 from src.utils.logging_setup import add_file_handler
 
 log = logging.getLogger(__name__)
 
-MODEL_STAGES = ("train", "infer")
+MODEL_STAGES = ("augment", "train", "infer")  # the stages that may load model.name (augment: a local generator)
+SAVED_CONFIG = "config.yaml"
 
 
-def pick_run_name(output_dir: Path, run_name: Optional[str], resume: bool) -> str:
-    """The given name; with --resume and none given, the newest run; else a timestamp."""
-    if run_name:
-        if not run_name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-            raise UserError(f"--run-name '{run_name}': use letters, digits, '-', '_' and '.' only")
-        return run_name
-    if resume:
-        runs = sorted(output_dir.glob("*/manifest.json"), key=lambda p: p.stat().st_mtime)
+def config_yaml(cfg: Config) -> str:
+    """The resolved config as YAML (what ``config.yaml`` of a run holds and ``--print-config`` prints)."""
+    return yaml.safe_dump(to_dict(cfg), allow_unicode=True, sort_keys=False)
+
+
+def run_names(output_dir: Path) -> list[str]:
+    """Runs in ``output_dir`` (folders with a manifest), oldest first."""
+    return [p.parent.name for p in sorted(output_dir.glob("*/manifest.json"), key=lambda p: p.stat().st_mtime)]
+
+
+def check_run_name(run_name: str) -> str:
+    """``run_name`` if it is a safe folder name, else UserError."""
+    if not run_name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise UserError(f"--run-name '{run_name}': use letters, digits, '-', '_' and '.' only")
+    return run_name
+
+
+def resume_target(output_dir: Path, run_name: Optional[str]) -> str:
+    """The run ``--resume`` continues: the named one (which must exist), else the newest."""
+    runs = run_names(output_dir)
+    if run_name is None:
         if not runs:
             raise UserError(f"--resume: no earlier run in {output_dir}; start one without --resume")
-        return runs[-1].parent.name
-    return time.strftime("run-%Y%m%d-%H%M%S")
+        return runs[-1]
+    check_run_name(run_name)
+    if run_name in runs:
+        return run_name
+    near = difflib.get_close_matches(run_name, runs, n=3, cutoff=0.4) or runs[-3:][::-1]
+    hint = f"; nearest: {', '.join(near)}" if near else f"; {output_dir} holds no run yet"
+    raise UserError(f"--resume --run-name {run_name}: no such run in {output_dir}{hint} "
+                    "(drop --resume to start a new run with this name)")
+
+
+def configure(config_path: Optional[str], overrides: list[str], debug_small: bool, flags: dict[str, Any],
+              run_name: Optional[str], resume: bool) -> tuple[Config, Optional[str]]:
+    """The run's config and name: as given, or with ``--resume`` the saved config plus these overrides."""
+    cfg = load_config(Path(config_path) if config_path else None, overrides, debug_small, flags)
+    if not resume:
+        return cfg, check_run_name(run_name) if run_name else None
+    output_dir = resolve_path(cfg.paths.output_dir)
+    name = resume_target(output_dir, run_name)
+    saved = output_dir / name / SAVED_CONFIG
+    if not saved.is_file():
+        log.warning("run %s has no %s: resuming with the config given on the command line", name, SAVED_CONFIG)
+        return cfg, name
+    resumed = load_config(saved, overrides, False, flags)
+    if config_path or debug_small:
+        log.info("--resume: %s is the base; --config/--debug-small are not applied again", saved)
+    changed = sorted(k.split("=", 1)[0] for k in overrides) + sorted(flags)
+    log.info("resuming run %s from its saved config%s", name,
+             f" with overrides: {', '.join(changed)}" if changed else " (no overrides)")
+    return resumed, name
 
 
 def make_context(cfg: Config, run_name: str, resume: bool, selected: tuple[str, ...]) -> RunContext:
-    """The run's folders (not created yet) and its manifest (loaded if it exists)."""
+    """The run's folders (not created yet), its manifest (loaded if it exists) and where the model loads from."""
+    from src.models.loading import model_location
+
     run_dir = resolve_path(cfg.paths.output_dir) / run_name
     rank = int(os.environ.get("RANK", "0"))
-    return RunContext(cfg=cfg, run_name=run_name, run_dir=run_dir,
-                      model_dir=resolve_path(cfg.paths.model_dir) / run_name,
-                      clean_dir=resolve_path(cfg.paths.clean_dir) / run_name,
-                      aug_dir=resolve_path(cfg.paths.augmented_dir) / run_name,
-                      manifest=Manifest.open(run_dir / "manifest.json", run_name, cfg.seed),
-                      selected=selected, resume=resume, world_size=int(os.environ.get("WORLD_SIZE", "1")),
-                      is_main=rank == 0)
+    return attach(RunContext(
+        cfg=cfg, run_name=run_name, run_dir=run_dir, model_dir=resolve_path(cfg.paths.model_dir) / run_name,
+        clean_dir=resolve_path(cfg.paths.clean_dir) / run_name, aug_dir=resolve_path(cfg.paths.augmented_dir) / run_name,
+        manifest=Manifest.open(run_dir / "manifest.json", run_name, cfg.seed, STAGE_NAMES), selected=selected,
+        resume=resume, world_size=int(os.environ.get("WORLD_SIZE", "1")), is_main=rank == 0,
+        model_path=model_location(cfg)))
 
 
 def preflight(ctx: RunContext) -> list[str]:
-    """Every problem found before any stage runs: data files, skipped-stage outputs, the model."""
-    cfg = ctx.cfg
+    """Every problem found before any stage runs: the data, the inputs of each stage, each stage's own checks."""
     if ctx.world_size > 1 and set(ctx.selected) - {"train"}:
         return [f"launched with {ctx.world_size} processes: run only the train stage this way (--stages train); "
                 "run the other stages in a single process before and after"]
     from src.data.sources import preflight_problems
 
     preprocessed = ctx.manifest.entry("preprocess").get("status") == "done"
-    problems = preflight_problems(cfg, ctx.selected, preprocessed)
+    problems = preflight_problems(ctx.cfg, ctx.selected, preprocessed)
     if problems:
-        return problems
-    problems += check_inputs(ctx)
-    problems += stage_setting_problems(ctx)
-    return problems
+        return problems + check_stages(ctx)  # inputs follow from the data; the stages' own checks do not
+    return check_inputs(ctx) + check_stages(ctx)
 
 
-def stage_setting_problems(ctx: RunContext) -> list[str]:
-    """Settings that would only fail inside a stage: the model to train, the generation backend."""
-    cfg, problems = ctx.cfg, []
-    if "train" in ctx.selected:
-        from src.models.loading import check_model_reachable
-        from src.utils.secrets import get_secret
-
-        problem = check_model_reachable(cfg.model.name, cfg.model.revision, get_secret("HF_TOKEN"))
-        problems += [problem] if problem else []
-        if cfg.model.type == "causal":
-            from src.models.loading import pick_device
-            from src.train.options import check_trainer_options
-
-            problems += check_trainer_options(cfg, pick_device(cfg.model.device))
-    if "infer" in ctx.selected:
-        from src.inference.predictor import check_generation
-        from src.inference.vllm_backend import check_backend
-
-        backend = check_backend(cfg)
-        problems += check_generation(cfg.inference) + ([backend] if backend else [])
-    return problems
+def _has_outputs(run_dir: Path) -> bool:
+    return run_dir.is_dir() and any(p.name != LOCK_NAME for p in run_dir.iterdir())
 
 
-def debug_texts(cfg: Config) -> list[str]:
-    """Text the tiny debug tokenizer is trained on: every dialogue and summary of the configured splits."""
-    from src.data.sources import SPLITS, load_split_sources
-
-    texts: list[str] = []
-    for split in SPLITS:
-        df = load_split_sources(cfg, split).frame
-        for col in ("dialogue", "summary"):
-            if col in df.columns:
-                texts += df[col].dropna().astype(str).tolist()
-    return texts
-
-
-def prepare_run(cfg: Config, run_name: Optional[str], resume: bool, selected: tuple[str, ...]) -> RunContext:
-    """Check everything, then create the run folder, log file, resolved config and manifest."""
-    name = pick_run_name(resolve_path(cfg.paths.output_dir), run_name, resume)
+def prepare_run(cfg: Config, run_name: Optional[str], resume: bool, selected: tuple[str, ...],
+                dry_run: bool = False) -> RunContext:
+    """Check everything, then lock and create the run folder, log file, resolved config and manifest, and the model."""
+    name = run_name or time.strftime("run-%Y%m%d-%H%M%S")
     ctx = make_context(cfg, name, resume, selected)
-    if ctx.run_dir.exists() and any(ctx.run_dir.iterdir()) and not resume and ctx.is_main:
+    ctx.run_name_given = run_name is not None
+    if _has_outputs(ctx.run_dir) and not resume and ctx.is_main:
         raise UserError(f"run folder {ctx.run_dir} already exists; pass --resume to continue it, "
                         "or choose another --run-name")
     problems = preflight(ctx)
     if problems:
         raise UserError(*problems)
+    if dry_run:
+        return ctx
+    if ctx.is_main:
+        ctx.lock = RunLock(ctx.run_dir).acquire()
     (ctx.run_dir / "logs").mkdir(parents=True, exist_ok=True)
     add_file_handler(ctx.run_dir / "logs" / "pipeline.log")
     log.info("run %s: stages %s%s", name, ", ".join(selected) or "(none)", " (resume)" if resume else "")
     if ctx.is_main:
-        atomic_write_text(ctx.run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), allow_unicode=True, sort_keys=False))
+        atomic_write_text(ctx.run_dir / SAVED_CONFIG, config_yaml(cfg))
         ctx.manifest.data["world_size"] = ctx.world_size
         ctx.manifest.save()
-    if any(s in selected for s in MODEL_STAGES) or "augment" in selected:
-        from src.models.loading import resolve_model
+    if any(s in selected for s in MODEL_STAGES):
+        from src.models.loading import debug_texts, resolve_model
 
-        ctx.extras["model_path"] = resolve_model(cfg, lambda: debug_texts(cfg))
+        ctx.model_path = resolve_model(cfg, lambda: debug_texts(cfg))
     return ctx
+
+
+def describe_plan(ctx: RunContext) -> str:
+    """What the run would do, one line per stage with the reason (``--dry-run``)."""
+    lines = [f"run {ctx.run_name} ({ctx.run_dir}): every check passed"]
+    lines += [f"  {stage:<10} {action:<6} {reason}" for stage, action, reason in plan(ctx)]
+    return "\n".join(lines) + "\n"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -32,9 +33,24 @@ def tmp_paths(root: Path) -> list[str]:
             f"paths.clean_dir={root / 'clean'}", f"paths.augmented_dir={root / 'augmented'}"]
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on right now (for multi-process tests that would clash on a fixed one)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def need_shared(path: Path) -> Path:
+    """``path`` under ../shared: a skip when it is absent, but a failure under ``CI=true`` (CI must have it)."""
+    if path.exists():
+        return path
+    message = f"{path} not found: these tests read real data or tokenizers from ../shared beside the repo"
+    if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+        pytest.fail(message + " (CI=true: the shared folder is required)")
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def shared_tokenizers() -> Path:
-    """The real tokenizers folder (skips when ../shared is absent)."""
-    if not SHARED_TOKENIZERS.is_dir():
-        pytest.skip("../shared/tokenizers not available")
-    return SHARED_TOKENIZERS
+    """The real tokenizers folder (see ``need_shared``)."""
+    return need_shared(SHARED_TOKENIZERS)

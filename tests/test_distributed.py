@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO, run_cli, tmp_paths
+from tests.conftest import REPO, free_port, run_cli, tmp_paths
 
 
 def test_two_process_cpu_training(tmp_path: Path) -> None:
@@ -18,7 +18,7 @@ def test_two_process_cpu_training(tmp_path: Path) -> None:
     # accelerate's --cpu launcher starts a single process unless mpirun is installed; --multi_gpu on a
     # machine without GPUs starts two torchrun workers, and model.device=cpu makes them use gloo.
     cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29533",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
            "-m", "src.main", "--debug-small", "--run-name", "ddp", "--resume", "--stages", "train", *paths,
            "training.use_qlora=false", "training.max_steps=6", "training.save_steps=3"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}

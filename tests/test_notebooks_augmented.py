@@ -17,9 +17,9 @@ DEBUG_TRAIN = REPO_ROOT / "data" / "debug" / "train.csv"
 
 def stage_output(folder: Path) -> Path:
     """A real augment() output folder, made against the scripted loopback server."""
+    from src.augment.generate import augment
     from src.config import ApiConfig, AugmentationConfig
-    from src.data.augment_data import augment
-    from tests.data.fake_openai_server import FakeOpenAIServer, demo_responder
+    from tests.augment.fake_openai_server import FakeOpenAIServer, demo_responder
 
     train = pd.read_csv(DEBUG_TRAIN, dtype=str, keep_default_na=False)
     with FakeOpenAIServer(responder=demo_responder) as server:

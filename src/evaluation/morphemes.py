@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from typing import Any
 
 import pandas as pd
 
+from src.patterns import HASH_TOKEN
+
 log = logging.getLogger(__name__)
 
 TOKENIZERS = ("kiwi", "whitespace")
-MASK_PATTERN = re.compile(r"#\w+#")
 
 _kiwi: Any = None  # one Kiwi per process: loading its model takes about a second
 
@@ -47,7 +47,7 @@ def get_kiwi() -> Any:
 
 def _mask_spans(text: str) -> list[tuple[int, int, str]]:
     # NNP: a proper noun, so Kiwi reads the following 는/가/에게 as a particle.
-    return [(m.start(), m.end(), "NNP") for m in MASK_PATTERN.finditer(text)]
+    return [(m.start(), m.end(), "NNP") for m in HASH_TOKEN.finditer(text)]
 
 
 def morpheme_tokens(texts: list[str]) -> list[list[str]]:

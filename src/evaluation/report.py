@@ -1,39 +1,19 @@
-"""Evaluation outputs: scores.csv, metrics.json, report.md and score_hist.png, each atomic."""
+"""Evaluation outputs: scores.csv, metrics.json, report.md and score_hist.png, each written atomically."""
 from __future__ import annotations
 
 import json
 import os
 import re
-import uuid
 from pathlib import Path
-from typing import Callable, Union
+from typing import Union
 
 import pandas as pd
 
 from src.errors import UserError
+from src.utils.io import atomic_write, atomic_write_text
 
 WORST_SHOWN = 10
 EXCERPT_CHARS = 300  # enough of a dialogue to recall what it is about
-
-
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp)`` on a temp file next to ``path``, then rename it over ``path``.
-
-    A reader never sees a half-written file, and a crash leaves the old file intact.
-    """
-    # A fresh name rather than mkstemp: the writer creates the file, so it gets the usual
-    # umask permissions instead of mkstemp's owner-only 0600.
-    tmp = str(path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"))
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def _write_histogram(path: Path, finals: pd.Series) -> None:
@@ -106,7 +86,7 @@ def write_report(out_dir: Union[str, os.PathLike], metrics: dict, per_row: pd.Da
         per_row = per_row.sort_values("final", kind="mergesort").reset_index(drop=True)
     paths = {name: out / name for name in ("scores.csv", "metrics.json", "score_hist.png", "report.md")}
     atomic_write(paths["scores.csv"], lambda tmp: per_row.to_csv(tmp, index=False, encoding="utf-8"))
-    _write_text(paths["metrics.json"], json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(paths["metrics.json"], json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
     _write_histogram(paths["score_hist.png"], per_row.get("final", pd.Series(dtype=float)))
-    _write_text(paths["report.md"], render_report(metrics, per_row, "score_hist.png"))
+    atomic_write_text(paths["report.md"], render_report(metrics, per_row, "score_hist.png"))
     return {name: str(path) for name, path in paths.items()}

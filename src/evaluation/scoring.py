@@ -44,7 +44,8 @@ def score_rows(
     for raw, hyp, row in zip(preds, prepared_preds, refs):
         pairs = [rouge_f1(hyp, next(prepared)) for _ in row]
         blank = not raw.strip() or not any(text.strip() for text in row)
-        scores.append(ZERO if blank else tuple(sum(p[k] for p in pairs) / len(pairs) for k in range(3)))
+        mean = [sum(p[k] for p in pairs) / len(pairs) for k in range(3)]
+        scores.append(ZERO if blank else (mean[0], mean[1], mean[2]))
     return scores
 
 

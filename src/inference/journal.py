@@ -2,7 +2,7 @@
 
 One file per output (``submission.journal.jsonl`` next to ``submission.csv``); one line per
 finished dialogue, ``{"fname", "summary", "settings"}``, appended and fsynced as each batch
-completes. ``settings`` hashes everything that decides a summary (checkpoint, generation and
+completes (``src.utils.journal``). ``settings`` hashes everything that decides a summary (checkpoint, generation and
 prompt settings, the input files); rows written under other settings are discarded on load.
 """
 from __future__ import annotations
@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from src.config import Config, to_dict
-from src.utils.io import atomic_write_text, file_digest
+from src.utils.io import file_digest
+from src.utils.journal import JsonlJournal
 
 log = logging.getLogger(__name__)
 
@@ -41,55 +41,41 @@ def journal_path(output: Path) -> Path:
 
 
 class PredictionJournal:
-    """Finished ``fname -> summary`` rows of one output under one settings hash."""
+    """Finished ``fname -> summary`` rows of one output under one settings hash (``src.utils.journal`` lines)."""
 
     def __init__(self, path: Path, settings: str) -> None:
-        self.path = Path(path)
+        self.file = JsonlJournal(path)
+        self.path = self.file.path
         self.settings = settings
         self.done: dict[str, str] = {}
         self._load()
 
     def _load(self) -> None:
-        if not self.path.is_file():
-            return
-        stale = torn = 0
-        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                rec = json.loads(line)
-                fname, summary, settings = str(rec["fname"]), str(rec["summary"]), rec["settings"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                torn += 1  # a line cut short by a kill mid-write
-                continue
-            if settings == self.settings:
-                self.done[fname] = summary
+        records, torn = self.file.read()
+        stale = 0
+        for rec in records:
+            if "fname" not in rec or "summary" not in rec:
+                torn += 1
+            elif rec.get("settings") == self.settings:
+                self.done[str(rec["fname"])] = str(rec["summary"])
             else:
                 stale += 1
         if stale or torn:
             log.info("journal %s: dropped %d row(s) from other settings and %d unreadable line(s)",
                      self.path, stale, torn)
-            self._rewrite()
+            self.file.rewrite(self._records(self.done.items()))
         if self.done:
             log.info("journal %s: %d finished summaries reused", self.path, len(self.done))
 
-    def _rewrite(self) -> None:
-        if not self.done:
-            self.path.unlink(missing_ok=True)
-            return
-        atomic_write_text(self.path, "".join(self._line(f, s) for f, s in self.done.items()))
-
-    def _line(self, fname: str, summary: str) -> str:
-        return json.dumps({"fname": fname, "summary": summary, "settings": self.settings}, ensure_ascii=False) + "\n"
+    def _records(self, rows: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+        return [{"fname": f, "summary": s, "settings": self.settings} for f, s in rows]
 
     def append(self, fnames: Iterable[str], summaries: Iterable[str]) -> None:
         """Record finished rows and make them durable before returning."""
         rows = list(zip(fnames, summaries))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write("".join(self._line(f, s) for f, s in rows))
-            fh.flush()
-            os.fsync(fh.fileno())
+        self.file.append(self._records(rows))
         self.done.update(rows)
 
     def remove(self) -> None:
         """Delete the file once the output it stands for is written."""
-        self.path.unlink(missing_ok=True)
+        self.file.remove()

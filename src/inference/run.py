@@ -12,10 +12,13 @@ from typing import Any, Optional
 import pandas as pd
 
 from src.config import Config
+from src.context import present
 from src.data.loading import load_split
+from src.inference.batching import GenerationStats
 from src.inference.journal import PredictionJournal, journal_path, settings_hash
-from src.inference.predictor import GenerationStats, Predictor
+from src.inference.predictor import Predictor
 from src.inference.submission import write_submission
+from src.models.provenance import fewshot_pool, read_inference_info, settings_for_inference
 from src.utils.io import atomic_write_csv
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,13 @@ def load_predictor(cfg: Config, checkpoint: Path, pool: Optional[pd.DataFrame]) 
     return Predictor.from_checkpoint(cfg, checkpoint, pool)
 
 
+def as_trained(cfg: Config, checkpoint: Path, current_pool: Optional[Path]) -> tuple[Config, Optional[Path]]:
+    """The settings and few-shot pool that reproduce the checkpoint's training-time prompts (``src.models.provenance``)."""
+    info = read_inference_info(checkpoint)
+    cfg = settings_for_inference(cfg, checkpoint, info)
+    return cfg, fewshot_pool(cfg, info, current_pool)
+
+
 def predict_journaled(predictor: Any, df: pd.DataFrame, journal: PredictionJournal) -> pd.DataFrame:
     """``fname,summary`` for ``df`` in its order: journaled rows reused, the rest predicted and journaled per batch."""
     todo = df[~df["fname"].isin(journal.done)]
@@ -48,7 +58,7 @@ def predict_journaled(predictor: Any, df: pd.DataFrame, journal: PredictionJourn
 def _predict_split(cfg: Config, predictor: Any, df: pd.DataFrame, split_file: Path, output: Path,
                    inputs: dict[str, Optional[Path]]) -> tuple[pd.DataFrame, PredictionJournal, dict[str, Any]]:
     """Predict one split under a fresh stats counter; return predictions, its journal and its figures."""
-    journal = PredictionJournal(journal_path(output), settings_hash(cfg, inputs["checkpoint"], split_file,
+    journal = PredictionJournal(journal_path(output), settings_hash(cfg, present(inputs, "checkpoint"), split_file,
                                                                     inputs.get("train")))
     reused = int(df["fname"].isin(journal.done).sum())
     predictor.stats = GenerationStats()
@@ -60,26 +70,42 @@ def _has_summaries(df: pd.DataFrame) -> bool:
     return "summary" in df.columns and bool(df["summary"].fillna("").astype(str).str.strip().ne("").any())
 
 
+def read_splits(cfg: Config, inputs: dict[str, Optional[Path]], outputs: dict[str, Path]) -> dict[str, pd.DataFrame]:
+    """The splits to predict, read and checked before any model loads: dev (when asked and scoreable), test."""
+    splits = {}
+    dev_path = inputs.get("dev")
+    if "dev_predictions" in outputs and dev_path is not None:
+        dev = load_split(dev_path, "test")  # the test role: a dev set without summaries is not an error here
+        if _has_summaries(dev):
+            splits["dev"] = dev
+        else:
+            log.info("dev set %s has no summaries: not predicted (nothing to score)", dev_path)
+    splits["test"] = load_split(present(inputs, "test"), "test")
+    return splits
+
+
 def predict_splits(cfg: Config, inputs: dict[str, Optional[Path]], outputs: dict[str, Path], run_dir: Path) -> dict[str, Any]:
     """Predict dev (when asked and it has summaries) and test; return settings and throughput for the manifest."""
-    pool = load_split(inputs["train"], "train") if inputs.get("train") and cfg.prompt.num_fewshot else None
-    predictor = load_predictor(cfg, inputs["checkpoint"], pool)
-    splits: dict[str, dict[str, Any]] = {}
+    frames = read_splits(cfg, inputs, outputs)
+    checkpoint = present(inputs, "checkpoint")
+    cfg, pool_path = as_trained(cfg, checkpoint, inputs.get("train"))
+    inputs = {**inputs, "train": pool_path}
+    pool = load_split(pool_path, "train") if pool_path is not None and cfg.prompt.num_fewshot else None
+    predictor = load_predictor(cfg, checkpoint, pool)
+    targets = {"dev": ("dev", "dev_predictions"), "test": ("test", "submission")}
+    stats: dict[str, dict[str, Any]] = {}
     journals = []
-    if "dev_predictions" in outputs and inputs.get("dev") is not None:
-        dev = load_split(inputs["dev"], "test")  # the test role: a dev set without summaries is not an error here
-        if _has_summaries(dev):
-            pred, journal, splits["dev"] = _predict_split(cfg, predictor, dev, inputs["dev"], outputs["dev_predictions"], inputs)
-            atomic_write_csv(outputs["dev_predictions"], pred)
-            journals.append(journal)
+    for split, df in frames.items():
+        source, output = targets[split]
+        pred, journal, stats[split] = _predict_split(cfg, predictor, df, present(inputs, source), outputs[output], inputs)
+        if split == "test":
+            write_submission(pred, df, outputs[output])
         else:
-            log.info("dev set %s has no summaries: not predicted (nothing to score)", inputs["dev"])
-    test = load_split(inputs["test"], "test")
-    pred, journal, splits["test"] = _predict_split(cfg, predictor, test, inputs["test"], outputs["submission"], inputs)
-    write_submission(pred, test, outputs["submission"])
-    for j in journals + [journal]:
+            atomic_write_csv(outputs[output], pred)
+        journals.append(journal)
+    for j in journals:
         j.remove()
-    return _report(cfg, inputs["checkpoint"], splits)
+    return _report(cfg, present(inputs, "checkpoint"), stats)
 
 
 def _report(cfg: Config, checkpoint: Path, splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -89,7 +115,7 @@ def _report(cfg: Config, checkpoint: Path, splits: dict[str, dict[str, Any]]) ->
                                 "trimmed_prompts", "batches", "seconds")})
     stats = total.as_dict()
     if stats["hit_max_new_tokens"]:
-        log.warning("%d of %d outputs reached inference.max_new_tokens=%d: the model may not have learnt its stop "
+        log.warning("%d of %d outputs reached inference.max_new_tokens=%s: the model may not have learnt its stop "
                     "token, or the cap is too low", stats["hit_max_new_tokens"], stats["dialogues"],
                     cfg.inference.max_new_tokens)
     if stats["empty_outputs"]:
@@ -99,4 +125,6 @@ def _report(cfg: Config, checkpoint: Path, splits: dict[str, dict[str, Any]]) ->
              stats["dialogues"], stats["seconds"], stats["dialogues_per_s"], stats["generated_tokens_per_s"])
     return {"checkpoint": str(checkpoint), "throughput": stats, "splits": splits,
             "hit_max_new_tokens": stats["hit_max_new_tokens"], "empty_outputs": stats["empty_outputs"],
-            "settings": {k: getattr(cfg.inference, k) for k in SETTINGS}}
+            "settings": {k: getattr(cfg.inference, k) for k in SETTINGS},
+            "prompt": {"num_fewshot": cfg.prompt.num_fewshot, "fewshot_selection": cfg.prompt.fewshot_selection,
+                       "max_prompt_tokens": cfg.prompt.max_prompt_tokens}}

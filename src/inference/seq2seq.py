@@ -15,11 +15,12 @@ import pandas as pd
 
 from src.config import Config, InferenceConfig
 from src.errors import UserError
-from src.inference.predictor import (BatchCallback, GenerationStats, check_generation, checked_settings, fallback_summary,
-                                     length_batches, postprocess, predict_frame, run_batches)
+from src.inference.batching import (BatchCallback, GenerationStats, checked_settings, length_batches, new_token_cap,
+                                    predict_frame,
+                                    run_batches)
+from src.inference.postprocess import fallback_summary, postprocess
 from src.models.loading import compute_dtype, pick_device
-from src.models.seq2seq import (check_seq2seq, decode_summary, encode_source, generate_kwargs, generation_settings,
-                                load_seq2seq)
+from src.models.seq2seq import decode_summary, encode_source, generate_kwargs, generation_settings, load_seq2seq
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,6 @@ class Seq2SeqPredictor:
         import torch
 
         gen = generation_settings(cfg)
-        problems = check_seq2seq(cfg) or check_generation(gen)
-        if problems:
-            raise UserError(*problems)
         device = pick_device(cfg.model.device)
         dtype = compute_dtype(cfg.training.compute_dtype, device)
         if cfg.model.torch_dtype != "auto":
@@ -73,7 +71,7 @@ class Seq2SeqPredictor:
         start = time.perf_counter()
         sources = [self._encode(d) for d in dialogues]
         order = sorted(range(len(sources)), key=lambda i: len(sources[i]), reverse=True)
-        widths = [len(s) + gen.max_new_tokens for s in sources]  # encoder tokens + decoder cap
+        widths = [len(s) + new_token_cap(gen) for s in sources]  # encoder tokens + decoder cap
         outputs = run_batches(length_batches(order, widths, gen.batch_size, gen.max_batch_tokens), len(sources),
                               lambda batch: self._generate([sources[i] for i in batch], gen),
                               lambda i, text: self._finish(text, dialogues[i], gen), self.stats, on_batch)
@@ -116,7 +114,7 @@ class Seq2SeqPredictor:
         for row in out[:, 1:].tolist():  # position 0 is the decoder start token
             cut = next((k for k, t in enumerate(row) if t == eos), None)
             used = 1 + (cut + 1 if cut is not None else len(row))  # BART forces </s> at the cap, so count the length
-            self.stats.hit_max_new_tokens += used >= gen.max_new_tokens
+            self.stats.hit_max_new_tokens += used >= new_token_cap(gen)
             row = row[:cut] if cut is not None else [t for t in row if t != pad]
             self.stats.generated_tokens += len(row) + (cut is not None)
             texts.append(decode_summary(self.tokenizer, row))

@@ -1,1 +1,1 @@
-"""Model resolution, loading and the tiny debug models."""
+"""Models: resolving model.name, loading models and tokenizers, checkpoints, the tiny debug models, the seq2seq model."""

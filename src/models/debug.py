@@ -98,13 +98,16 @@ def build_tiny_seq2seq(out_dir: Path, texts: list[str], hidden: int = 64, layers
 def _save(out_dir: Path, model, tokenizer, spec: dict) -> None:
     """Save into a temp folder and rename it into place, so parallel ranks never see half a model."""
     import shutil
-    import tempfile
+
+    from src.utils.io import follow_umask, temp_path
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp = temp_path(out_dir)
+    tmp.mkdir()  # umask permissions, unlike mkdtemp's 0700
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "BUILD_INFO.json").write_text(json.dumps(spec))
+    follow_umask(tmp)
     if out_dir.exists():
         if _is_current(out_dir, spec):  # another process finished the same build first
             shutil.rmtree(tmp, ignore_errors=True)

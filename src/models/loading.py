@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from src.config import Config, resolve_path
+from src.config import SPLITS, Config, resolve_path
+from src.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -19,11 +20,31 @@ def debug_model_dir(cfg: Config) -> Path:
     return resolve_path(cfg.paths.model_dir) / "debug" / kind
 
 
+def model_location(cfg: Config) -> str:
+    """Where ``model.name`` loads from (a folder or a hub id), without building anything."""
+    if cfg.model.name == DEBUG_NAME:
+        return str(debug_model_dir(cfg))
+    local = resolve_path(cfg.model.name)
+    return str(local) if local.is_dir() else cfg.model.name
+
+
+def debug_texts(cfg: Config) -> list[str]:
+    """Text the tiny debug tokenizer is trained on: every dialogue and summary of the configured splits."""
+    from src.data.sources import load_split_sources
+
+    texts: list[str] = []
+    for split in SPLITS:
+        df = load_split_sources(cfg, split).frame
+        for col in ("dialogue", "summary"):
+            if col in df.columns:
+                texts += df[col].dropna().astype(str).tolist()
+    return texts
+
+
 def resolve_model(cfg: Config, texts: Callable[[], list[str]]) -> str:
     """A loadable name or path for ``model.name``; builds the debug model on first use."""
     if cfg.model.name != DEBUG_NAME:
-        local = resolve_path(cfg.model.name)
-        return str(local) if local.is_dir() else cfg.model.name
+        return model_location(cfg)
     from src.models.debug import build_tiny_causal, build_tiny_seq2seq
 
     build = build_tiny_causal if cfg.model.type == "causal" else build_tiny_seq2seq
@@ -110,6 +131,36 @@ def load_tokenizer(path: str, cfg: Config, padding_side: str = "right") -> Any:
     return tok
 
 
+ENCODING_KWARGS = ("legacy", "add_prefix_space", "add_bos_token", "add_eos_token")  # decide how text is split
+
+
+def save_tokenizer(tokenizer: Any, folder: Path, probe: list[str]) -> None:
+    """Save ``tokenizer`` so that a reload encodes ``probe`` exactly as it does, or raise UserError.
+
+    transformers 5 writes only the init kwargs a tokenizer was given; SOLAR's sentencepiece tokenizer
+    was built with ``legacy=True`` by default and reloads with ``legacy=False``, which drops the ``▁``
+    after every ``</s>`` (494 of 499 dev prompts changed by a token). The attributes that decide the
+    split are pinned into the saved config, and the saved copy is checked on rendered prompts.
+    """
+    from transformers import AutoTokenizer
+
+    for key in ENCODING_KWARGS:
+        value = getattr(tokenizer, key, None)
+        if isinstance(value, bool):
+            tokenizer.init_kwargs[key] = value
+    tokenizer.save_pretrained(str(folder))
+    reloaded = AutoTokenizer.from_pretrained(str(folder))
+    for text in probe:
+        want = tokenizer(text, add_special_tokens=False)["input_ids"]
+        got = reloaded(text, add_special_tokens=False)["input_ids"]
+        if want != got:
+            at = next((i for i, (a, b) in enumerate(zip(want, got)) if a != b), min(len(want), len(got)))
+            raise UserError(f"{folder}: the saved tokenizer encodes a training prompt differently from the training "
+                            f"tokenizer (first difference at token {at}: {tokenizer.convert_ids_to_tokens(want[at:at + 2])}"
+                            f" vs {reloaded.convert_ids_to_tokens(got[at:at + 2])}); inference would see other prompts "
+                            "than training did: report this with the model name")
+
+
 def quantization_config(cfg: Config, dtype: Any) -> Any:
     """BitsAndBytesConfig for QLoRA, or None when training.use_qlora is off."""
     t = cfg.training
@@ -138,7 +189,7 @@ def load_causal_model(path: str, cfg: Config, device: str, dtype: Any, quantize:
         weights = dtype if cfg.model.torch_dtype == "auto" else getattr(__import__("torch"), cfg.model.torch_dtype)
         kwargs.update(dtype=weights)
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    return model if qcfg is not None else model.to(device)
+    return model if qcfg is not None else model.to(device)  # type: ignore[arg-type]  # transformers' stub types
 
 
 def count_parameters(model: Any) -> tuple[int, int]:

@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import replace
 from typing import Any, Iterable, Sequence
 
 from src.config import Config, InferenceConfig
 from src.errors import UserError
 from src.models.loading import count_parameters
+from src.patterns import HASH_TOKEN
 
 log = logging.getLogger(__name__)
 
-MASK_TOKEN = re.compile(r"#\w+#")  # #Person1#, #PhoneNumber#, #Address#, ...
 PAD_CANDIDATES = ("<pad>", "<|pad|>", "<unk>")
 
 
@@ -25,21 +24,13 @@ def find_mask_tokens(texts: Iterable[str]) -> list[str]:
     """Every distinct ``#Word#`` token in ``texts``, sorted."""
     found: set[str] = set()
     for text in texts:
-        found.update(MASK_TOKEN.findall(str(text)))
+        found.update(HASH_TOKEN.findall(str(text)))
     return sorted(found)
 
 
 def special_tokens(cfg: Config, texts: Iterable[str] = ()) -> list[str]:
     """``model.special_tokens`` followed by the mask tokens found in ``texts`` (no duplicates)."""
     return list(dict.fromkeys([*cfg.model.special_tokens, *find_mask_tokens(texts)]))
-
-
-def check_seq2seq(cfg: Config) -> list[str]:
-    """``seq2seq.*`` values that cannot work, one line each naming the key."""
-    s2s = cfg.seq2seq
-    lows = (("encoder_max_len", 3), ("decoder_max_len", 2), ("generation_max_length", 2), ("num_beams", 1),
-            ("no_repeat_ngram_size", 0))  # 3 and 2: room for text besides <s> and </s>
-    return [f"config key 'seq2seq.{k}' = {getattr(s2s, k)}: must be >= {low}" for k, low in lows if getattr(s2s, k) < low]
 
 
 def load_seq2seq_tokenizer(path: str, cfg: Config, extra_tokens: Sequence[str] = ()) -> Any:
@@ -117,7 +108,7 @@ def generation_settings(cfg: Config) -> InferenceConfig:
     default, s2s = InferenceConfig(), cfg.seq2seq
     picks = {"max_new_tokens": s2s.generation_max_length, "num_beams": s2s.num_beams,
              "no_repeat_ngram_size": s2s.no_repeat_ngram_size}
-    unset = {k: v for k, v in picks.items() if getattr(cfg.inference, k) == getattr(default, k)}
+    unset: dict[str, Any] = {k: v for k, v in picks.items() if getattr(cfg.inference, k) == getattr(default, k)}
     return replace(cfg.inference, **unset)
 
 

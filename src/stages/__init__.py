@@ -1,1 +1,1 @@
-"""Pipeline stages in order; each module has ``outputs``, ``inputs``, ``fallback``, ``config_parts`` and ``run``."""
+"""The pipeline stages, one module each, in the order ``src.pipeline.STAGES`` runs them (see its docstring)."""

@@ -2,28 +2,31 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
 from src.config import Config
+from src.context import RunContext, present
 
 log = logging.getLogger(__name__)
 
-required = ("clean_train",)
+name = "augment"
+required: tuple[str, ...] = ("clean_train",)
 
 
-def outputs(ctx: Any) -> dict[str, Path]:
+def outputs(ctx: RunContext) -> dict[str, Path]:
     """Accepted and rejected rows, and the request journal."""
     return {"augmented": ctx.aug_dir / "augmented.csv", "rejected": ctx.aug_dir / "rejected.csv",
             "journal": ctx.aug_dir / "journal.jsonl"}
 
 
-def fallback(ctx: Any) -> dict[str, Optional[Path]]:
+def fallback(ctx: RunContext) -> dict[str, Optional[Path]]:
     """No augmentation: merge uses the originals only."""
     return {}
 
 
-def inputs(ctx: Any) -> dict[str, Optional[Path]]:
+def inputs(ctx: RunContext) -> dict[str, Optional[Path]]:
     """Clean train (the source) plus dev and test (near-duplicate guards)."""
     return {"clean_train": ctx.upstream("preprocess", "train"), "dev": ctx.upstream("preprocess", "dev"),
             "test": ctx.upstream("preprocess", "test")}
@@ -35,7 +38,19 @@ def config_parts(cfg: Config) -> dict[str, Any]:
     return {"augmentation": cfg.augmentation, "seed": cfg.seed, "local_model": model}
 
 
-def local_generator(ctx: Any) -> Optional[str]:
+def check(ctx: RunContext) -> list[str]:
+    """A local generator (backend=transformers) must be loadable; the API key is looked at when the stage runs."""
+    a = ctx.cfg.augmentation
+    if a.backend != "transformers" or not (a.num_paraphrase > 0 or a.num_synthetic > 0) or not a.local_model:
+        return []
+    from src.models.loading import check_model_reachable
+    from src.utils.secrets import get_secret
+
+    problem = check_model_reachable(a.local_model, None, get_secret("HF_TOKEN"))
+    return [problem.replace("'model.name'", "'augmentation.local_model'")] if problem else []
+
+
+def local_generator(ctx: RunContext) -> Optional[str]:
     """The causal model that stands in for the API: augmentation.local_model, else the run's model.
 
     A seq2seq run's own model cannot chat, so the debug run falls back to the tiny causal model.
@@ -44,11 +59,8 @@ def local_generator(ctx: Any) -> Optional[str]:
     if cfg.augmentation.local_model:
         return cfg.augmentation.local_model
     if cfg.model.type == "causal":
-        return ctx.extras.get("model_path")
-    from dataclasses import replace
-
-    from src.models.loading import DEBUG_NAME, resolve_model
-    from src.run import debug_texts
+        return ctx.model_path
+    from src.models.loading import DEBUG_NAME, debug_texts, resolve_model
 
     if cfg.model.name != DEBUG_NAME:
         return None
@@ -56,20 +68,18 @@ def local_generator(ctx: Any) -> Optional[str]:
     return resolve_model(causal, lambda: debug_texts(cfg))
 
 
-def run(ctx: Any) -> dict[str, Any]:
+def run(ctx: RunContext) -> dict[str, Any]:
     """Generate, validate and write the augmented rows."""
-    from src.data.augment_data import augment
+    from src.augment.generate import augment
     from src.data.loading import load_split
     from src.utils.secrets import get_secret
 
     cfg = ctx.cfg
     ins = inputs(ctx)
-    train = load_split(ins["clean_train"], "train")
+    train = load_split(present(ins, "clean_train"), "train")
     # augmented rows must not resemble dev/test dialogues (leak); train rows are checked by augment() itself
-    refs = [d for key in ("dev", "test") for d in load_split(ins[key], key)["dialogue"].astype(str)]
-    local_model = None
-    if cfg.augmentation.backend == "transformers":
-        local_model = local_generator(ctx)
+    refs = [d for key in ("dev", "test") for d in load_split(present(ins, key), key)["dialogue"].astype(str)]
+    local_model = local_generator(ctx) if cfg.augmentation.backend == "transformers" else None
     result = augment(train, refs, cfg.augmentation, get_secret(cfg.augmentation.api.api_key_env), ctx.aug_dir,
                      cfg.seed, local_model_path=local_model)
     return {"stats": result.stats}

@@ -6,23 +6,25 @@ from pathlib import Path
 from typing import Any, Optional
 
 from src.config import Config
+from src.context import RunContext, present
 
 log = logging.getLogger(__name__)
 
-required = ("dev_predictions", "dev")
+name = "evaluate"
+required: tuple[str, ...] = ("dev_predictions", "dev")
 
 
-def outputs(ctx: Any) -> dict[str, Path]:
+def outputs(ctx: RunContext) -> dict[str, Path]:
     """Metrics and the report files in the run folder."""
-    return {name: ctx.run_dir / name for name in ("metrics.json", "scores.csv", "report.md", "score_hist.png")}
+    return {file: ctx.run_dir / file for file in ("metrics.json", "scores.csv", "report.md", "score_hist.png")}
 
 
-def fallback(ctx: Any) -> dict[str, Optional[Path]]:
+def fallback(ctx: RunContext) -> dict[str, Optional[Path]]:
     """Nothing downstream needs evaluation outputs."""
     return {}
 
 
-def inputs(ctx: Any) -> dict[str, Optional[Path]]:
+def inputs(ctx: RunContext) -> dict[str, Optional[Path]]:
     """Dev predictions and the dev references: the dev rows as materialized from their sources (mapped,
     subsampled) but not cleaned, so scores are against the summaries as given."""
     return {"dev_predictions": ctx.upstream("infer", "dev_predictions"),
@@ -34,12 +36,17 @@ def config_parts(cfg: Config) -> dict[str, Any]:
     return {"evaluation": cfg.evaluation}
 
 
-def run(ctx: Any) -> dict[str, Any]:
+def check(ctx: RunContext) -> list[str]:
+    """Nothing beyond the config rules: the scorer's tokenizer is a config choice."""
+    return []
+
+
+def run(ctx: RunContext) -> dict[str, Any]:
     """Score and write metrics.json, scores.csv, report.md and score_hist.png."""
     from src.evaluation import evaluate_files
 
     ins = inputs(ctx)
-    metrics = evaluate_files(ins["dev_predictions"], ins["dev"], tokenizer=ctx.cfg.evaluation.tokenizer,
+    metrics = evaluate_files(present(ins, "dev_predictions"), present(ins, "dev"), tokenizer=ctx.cfg.evaluation.tokenizer,
                              out_dir=ctx.run_dir)
     log.info("dev ROUGE-1 %.4f ROUGE-2 %.4f ROUGE-L %.4f final %.2f (n=%d)", metrics["rouge1"], metrics["rouge2"],
              metrics["rougeL"], metrics["final"], metrics["n"])

@@ -6,13 +6,15 @@ from pathlib import Path
 from typing import Any, Optional
 
 from src.config import Config
+from src.context import RunContext
 
 log = logging.getLogger(__name__)
 
-required = ("checkpoint", "test")
+name = "infer"
+required: tuple[str, ...] = ("checkpoint", "test")
 
 
-def outputs(ctx: Any) -> dict[str, Path]:
+def outputs(ctx: RunContext) -> dict[str, Path]:
     """Dev predictions (when predicted) and the submission."""
     out = {"submission": ctx.run_dir / "submission.csv"}
     if ctx.cfg.inference.predict_dev:
@@ -20,12 +22,12 @@ def outputs(ctx: Any) -> dict[str, Path]:
     return out
 
 
-def fallback(ctx: Any) -> dict[str, Optional[Path]]:
+def fallback(ctx: RunContext) -> dict[str, Optional[Path]]:
     """Skipped inference: earlier predictions of this run, if any."""
     return {"submission": ctx.run_dir / "submission.csv", "dev_predictions": ctx.run_dir / "dev_predictions.csv"}
 
 
-def inputs(ctx: Any) -> dict[str, Optional[Path]]:
+def inputs(ctx: RunContext) -> dict[str, Optional[Path]]:
     """The checkpoint, dev and test, and the training set (few-shot pool)."""
     return {"checkpoint": ctx.upstream("train", "checkpoint"), "dev": ctx.upstream("preprocess", "dev"),
             "test": ctx.upstream("preprocess", "test"), "train": ctx.upstream("merge", "train")}
@@ -38,7 +40,15 @@ def config_parts(cfg: Config) -> dict[str, Any]:
             "seq2seq": cfg.seq2seq if cfg.model.type == "seq2seq" else None}
 
 
-def run(ctx: Any) -> dict[str, Any]:
+def check(ctx: RunContext) -> list[str]:
+    """The generation backend is installed (what it cannot do with these settings is a config rule)."""
+    from src.inference.vllm_engine import check_backend
+
+    problem = check_backend(ctx.cfg)
+    return [problem] if problem else []
+
+
+def run(ctx: RunContext) -> dict[str, Any]:
     """Predict dev and test; write predictions and the validated submission."""
     from src.inference.run import predict_splits
 

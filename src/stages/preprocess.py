@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
-import pandas as pd
+from src.config import SPLITS, Config, resolve_path
+from src.context import RunContext
 
-from src.config import Config, resolve_path
-from src.data.sources import REJECTED_COLUMNS, SPLITS, is_plain, load_split_sources, local_inputs, plain_file
-from src.utils.io import atomic_write_csv
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
-# the sources are checked by run.preflight (src.data.sources.preflight_problems), with clearer messages
+name = "preprocess"
+# the sources themselves are checked for every run by src.data.sources.preflight_problems (src.run)
 required: tuple[str, ...] = ()
 
 
-def outputs(ctx: Any) -> dict[str, Path]:
+def outputs(ctx: RunContext) -> dict[str, Path]:
     """Cleaned splits, the uncleaned dev references, and the training rows the length filters dropped."""
     out = {split: ctx.clean_dir / f"{split}.csv" for split in SPLITS}
     out["dev_references"] = ctx.clean_dir / "dev_references.csv"
@@ -30,17 +31,21 @@ def outputs(ctx: Any) -> dict[str, Path]:
     return out
 
 
-def fallback(ctx: Any) -> dict[str, Optional[Path]]:
+def fallback(ctx: RunContext) -> dict[str, Optional[Path]]:
     """Skipped preprocessing: a split that is one canonical CSV is read as it is; any other split has no
     stand-in, so its (missing) clean path is named and the run stops before it starts."""
+    from src.data.sources import is_plain, plain_file
+
     planned = outputs(ctx)
     found: dict[str, Optional[Path]] = {s: plain_file(ctx.cfg, s) if is_plain(ctx.cfg, s) else planned[s] for s in SPLITS}
     found["dev_references"] = found["dev"] if is_plain(ctx.cfg, "dev") else planned["dev_references"]
     return found
 
 
-def inputs(ctx: Any) -> dict[str, Optional[Path]]:
+def inputs(ctx: RunContext) -> dict[str, Optional[Path]]:
     """Local source files and folders, and the rule tables."""
+    from src.data.sources import local_inputs
+
     cfg = ctx.cfg
     found: dict[str, Optional[Path]] = dict(local_inputs(cfg))
     if cfg.preprocess.denoise:
@@ -55,8 +60,25 @@ def config_parts(cfg: Config) -> dict[str, Any]:
     return {"preprocess": cfg.preprocess, "data": cfg.data, "seed": cfg.seed}
 
 
-def run(ctx: Any) -> dict[str, Any]:
+def check(ctx: RunContext) -> list[str]:
+    """The rule tables exist and parse (the data sources are checked for every run by src.run)."""
+    from src.errors import UserError
+
+    problems = []
+    try:
+        _cleaner(ctx.cfg)
+    except UserError as exc:
+        problems += exc.problems
+    return problems
+
+
+def run(ctx: RunContext) -> dict[str, Any]:
     """Materialize, clean and write each split; return row, source, filter and rule counts for the manifest."""
+    import pandas as pd
+
+    from src.data.sources import REJECTED_COLUMNS, load_split_sources
+    from src.utils.io import atomic_write_csv
+
     cfg, out = ctx.cfg, outputs(ctx)
     clean = _cleaner(cfg)
     counts: dict[str, dict[str, int]] = {"denoise": {}, "typo_fix": {}}
@@ -77,7 +99,10 @@ def run(ctx: Any) -> dict[str, Any]:
     return {"rows": rows, "sources": sources, "filtered": reasons, "rules_applied": counts}
 
 
-def _cleaner(cfg: Config) -> Any:
+Cleaner = Callable[["pd.DataFrame", dict[str, dict[str, int]]], "pd.DataFrame"]
+
+
+def _cleaner(cfg: Config) -> Cleaner:
     """A function (frame, counts) -> cleaned frame applying the configured rule tables."""
     from src.data.preprocess.denoise import denoise_frame, load_rules
     from src.data.preprocess.typo_fix import fix_typos_frame, load_typos
@@ -85,8 +110,8 @@ def _cleaner(cfg: Config) -> Any:
     rules = load_rules(resolve_path(cfg.preprocess.rules_file)) if cfg.preprocess.denoise else None
     typos = load_typos(resolve_path(cfg.preprocess.typo_file)) if cfg.preprocess.typo_fix else None
 
-    def clean(df: pd.DataFrame, counts: dict[str, dict[str, int]]) -> pd.DataFrame:
-        columns = [c for c in ("dialogue", "summary") if c in df.columns]
+    def clean(df: "pd.DataFrame", counts: dict[str, dict[str, int]]) -> "pd.DataFrame":
+        columns = tuple(c for c in ("dialogue", "summary") if c in df.columns)
         if rules is not None:
             df, c = denoise_frame(df, rules, columns=columns)
             _add(counts["denoise"], c)

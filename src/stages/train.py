@@ -6,24 +6,34 @@ from pathlib import Path
 from typing import Any, Optional
 
 from src.config import Config, resolve_path
+from src.context import RunContext, present
 
 log = logging.getLogger(__name__)
 
-required = ("train",)
+name = "train"
+required: tuple[str, ...] = ("train",)
 
 
-def outputs(ctx: Any) -> dict[str, Path]:
+def outputs(ctx: RunContext) -> dict[str, Path]:
     """The final adapter/model folder."""
     return {"checkpoint": ctx.model_dir / "final_checkpoint"}
 
 
-def fallback(ctx: Any) -> dict[str, Optional[Path]]:
-    """Skipped training: ``inference.checkpoint`` if set, else this run's final_checkpoint."""
+def fallback(ctx: RunContext) -> dict[str, Optional[Path]]:
+    """Skipped training: ``inference.checkpoint`` if set, else this run's final_checkpoint; in a run without
+    ``--run-name`` that has none, the newest complete final_checkpoint trained with the same model."""
     ckpt = ctx.cfg.inference.checkpoint
-    return {"checkpoint": resolve_path(ckpt) if ckpt else ctx.model_dir / "final_checkpoint"}
+    own = ctx.model_dir / "final_checkpoint"
+    if ckpt:
+        return {"checkpoint": resolve_path(ckpt)}
+    if own.is_dir() or ctx.run_name_given:
+        return {"checkpoint": own}
+    from src.models.provenance import newest_final
+
+    return {"checkpoint": newest_final(ctx.model_dir.parent, ctx.cfg) or own}
 
 
-def inputs(ctx: Any) -> dict[str, Optional[Path]]:
+def inputs(ctx: RunContext) -> dict[str, Optional[Path]]:
     """The merged training set and the dev set (eval loss / ROUGE during training)."""
     return {"train": ctx.upstream("merge", "train"), "dev": ctx.upstream("preprocess", "dev")}
 
@@ -34,16 +44,58 @@ def config_parts(cfg: Config) -> dict[str, Any]:
             "seq2seq": cfg.seq2seq if cfg.model.type == "seq2seq" else None}
 
 
-def run(ctx: Any) -> dict[str, Any]:
+def check(ctx: RunContext) -> list[str]:
+    """The model can be loaded; trainer options exist in the installed transformers; the prompt fits its budget."""
+    from src.models.loading import check_model_reachable
+    from src.utils.secrets import get_secret
+
+    cfg = ctx.cfg
+    problem = check_model_reachable(cfg.model.name, cfg.model.revision, get_secret("HF_TOKEN"))
+    if problem:
+        return [problem]
+    if cfg.model.type != "causal":
+        return []
+    from src.models.loading import pick_device
+    from src.train.options import check_trainer_options
+
+    return check_trainer_options(cfg, pick_device(cfg.model.device)) + _prompt_problems(ctx)
+
+
+def _prompt_problems(ctx: RunContext) -> list[str]:
+    """Prompt-builder problems with the model's tokenizer, when it is on disk already (a fresh debug model is not)."""
+    path = ctx.model_path
+    if path is None or not Path(path).is_dir():
+        return []  # a hub model in the cache or a model built later: the builder checks again before training
+    from src.models.loading import load_tokenizer
+    from src.prompting.builder import prompt_problems
+
+    return prompt_problems(load_tokenizer(path, ctx.cfg), ctx.cfg.prompt)
+
+
+def job(ctx: RunContext) -> Any:
+    """The ``TrainJob``: output folder, resume, the fingerprint of what decides training, the few-shot pool."""
+    from src.train.checkpoints import training_parts
+    from src.train.final import TrainJob
+    from src.utils.io import file_digest
+
+    ins, model_path = inputs(ctx), ctx.require_model_path()
+    digests = {k: file_digest(p) if p is not None else None for k, p in ins.items()}
+    model_files = [Path(model_path) / n for n in ("config.json", "BUILD_INFO.json")]
+    digests["model"] = ",".join(file_digest(p) for p in model_files if p.is_file()) or None
+    train = present(ins, "train")
+    return TrainJob(ctx.model_dir, ctx.resume, training_parts(ctx.cfg, digests, model_path), train, digests["train"])
+
+
+def run(ctx: RunContext) -> dict[str, Any]:
     """Train and save ``final_checkpoint``; return global_step, resumed_from, world_size and counts."""
     from src.data.loading import load_split
 
     ins = inputs(ctx)
-    train_df = load_split(ins["train"], "train")
+    train_df = load_split(present(ins, "train"), "train")
     dev_df = load_split(ins["dev"], "dev") if ins["dev"] is not None else None
     ctx.model_dir.mkdir(parents=True, exist_ok=True)
     if ctx.cfg.model.type == "seq2seq":
         from src.train.seq2seq import train_seq2seq as train_fn
     else:
         from src.train.sft import train_causal as train_fn
-    return train_fn(ctx.cfg, ctx.extras["model_path"], train_df, dev_df, ctx.model_dir, ctx.resume)
+    return train_fn(ctx.cfg, ctx.require_model_path(), train_df, dev_df, job(ctx))

@@ -15,7 +15,8 @@ import pandas as pd
 from transformers import EarlyStoppingCallback, TrainerCallback
 
 from src.config import Config
-from src.data.prompt import PromptBuilder, ShotSelector
+from src.prompting.builder import PromptBuilder
+from src.prompting.fewshot import ShotSelector
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,19 @@ from typing import Any, Callable, Optional
 import pandas as pd
 
 from src.config import Config
-from src.errors import UserError
-from src.inference.predictor import postprocess
+from src.inference.postprocess import postprocess
 from src.models.loading import count_parameters, pick_device
-from src.models.seq2seq import (check_seq2seq, decode_summary, encode_source, encode_target, generate_kwargs,
-                                generation_settings, load_seq2seq, special_tokens)
-from src.train.sft import latest_checkpoint, save_final
+from src.models.seq2seq import (
+    decode_summary,
+    encode_source,
+    encode_target,
+    generate_kwargs,
+    generation_settings,
+    load_seq2seq,
+    special_tokens,
+)
+from src.train.checkpoints import CheckpointRecord
+from src.train.final import TrainJob, summary_lengths
 
 log = logging.getLogger(__name__)
 
@@ -129,16 +136,17 @@ def eval_frame(cfg: Config, dev_df: Optional[pd.DataFrame]) -> Optional[pd.DataF
 
 
 def build_trainer(cfg: Config, model: Any, tokenizer: Any, train_rows: list[dict], dev: Optional[pd.DataFrame],
-                  out_dir: Path, device: str) -> Any:
+                  job: TrainJob, device: str) -> Any:
     """Seq2SeqTrainer with the collator (-100 label padding); ROUGE and early stopping when there is a dev set."""
     from datasets import Dataset
-    from transformers import DataCollatorForSeq2Seq, EarlyStoppingCallback, Seq2SeqTrainer
+    from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer
+
+    from src.train.callbacks import early_stopping
 
     eval_ds = Dataset.from_list(encode_pairs(tokenizer, dev, cfg).rows) if dev is not None else None
-    patience = cfg.training.early_stopping_patience
-    stopper = patience > 0 and eval_ds is not None
-    callbacks = [EarlyStoppingCallback(early_stopping_patience=patience)] if stopper else []
-    return Seq2SeqTrainer(model=model, args=seq2seq_args(cfg, out_dir, device, eval_ds is not None),
+    patience = cfg.training.early_stopping_patience if eval_ds is not None else 0
+    callbacks = [*early_stopping(patience), CheckpointRecord(job.parts)]
+    return Seq2SeqTrainer(model=model, args=seq2seq_args(cfg, job.out_dir, device, eval_ds is not None),
                           train_dataset=Dataset.from_list(train_rows), eval_dataset=eval_ds, processing_class=tokenizer,
                           data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100),
                           compute_metrics=rouge_metrics(tokenizer, cfg.evaluation.tokenizer) if eval_ds else None,
@@ -146,13 +154,10 @@ def build_trainer(cfg: Config, model: Any, tokenizer: Any, train_rows: list[dict
 
 
 def train_seq2seq(cfg: Config, model_path: str, train_df: pd.DataFrame, dev_df: Optional[pd.DataFrame],
-                  out_dir: Path, resume: bool) -> dict[str, Any]:
+                  job: TrainJob) -> dict[str, Any]:
     """Fine-tune every weight, keep the best dev-ROUGE model as ``out_dir/final_checkpoint``; return manifest fields."""
     import torch
 
-    problems = check_seq2seq(cfg)
-    if problems:
-        raise UserError(*problems)
     if cfg.training.use_lora:
         log.info("model.type=seq2seq trains every weight; training.use_lora/use_qlora are ignored")
     device = pick_device(cfg.model.device)
@@ -164,13 +169,19 @@ def train_seq2seq(cfg: Config, model_path: str, train_df: pd.DataFrame, dev_df: 
     log.info("training pairs: %d (%d dialogues cut to %d tokens, %d summaries cut to %d)", len(train_set.rows),
              train_set.long_dialogues, cfg.seq2seq.encoder_max_len, train_set.long_summaries,
              cfg.seq2seq.decoder_max_len)
-    trainer = build_trainer(cfg, model, tokenizer, train_set.rows, eval_frame(cfg, dev_df), out_dir, device)
-    ckpt = latest_checkpoint(out_dir) if resume else None
-    if ckpt:
-        log.info("resuming training from %s", ckpt)
-    result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
-    final = save_final(trainer, tokenizer, cfg, out_dir)
+    probe = list(train_df["dialogue"].astype(str).head(3)) + list(train_df["summary"].astype(str).head(3))
+    lengths = summary_lengths([sum(t != -100 for t in r["labels"]) for r in train_set.rows])
+    done = job.finish(cfg, tokenizer, probe, lengths)
+    if done is not None:
+        return {**done, "examples": len(train_set.rows), "special_tokens": tokens}
+    trainer = build_trainer(cfg, model, tokenizer, train_set.rows, eval_frame(cfg, dev_df), job, device)
+    result = trainer.train(resume_from_checkpoint=str(job.checkpoint) if job.checkpoint else None)
+    final = job.out_dir / "final_checkpoint"
+    trainer.save_model(str(final))
+    if trainer.is_world_process_zero():
+        job.finalize(final, cfg, tokenizer, probe, lengths)
     trainable, total = count_parameters(trainer.model)
+    ckpt = job.checkpoint
     return {"global_step": trainer.state.global_step, "resumed_from": str(ckpt) if ckpt else None,
             "world_size": trainer.args.world_size, "train_loss": result.training_loss,
             "examples": len(train_set.rows), "long_dialogues": train_set.long_dialogues,

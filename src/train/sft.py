@@ -9,7 +9,6 @@ TRL/transformers argument names.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,10 +16,14 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from src.config import Config, to_dict
-from src.data.prompt import PromptBuilder, ShotSelector
+from src.config import Config
 from src.errors import UserError
 from src.models.loading import compute_dtype, count_parameters, load_causal_model, load_tokenizer, pick_device
+from src.models.provenance import resolve_max_new_tokens
+from src.prompting.builder import PromptBuilder
+from src.prompting.fewshot import ShotSelector
+from src.train.checkpoints import CheckpointRecord
+from src.train.final import TrainJob, summary_lengths
 from src.train.options import Collation, collation, peft_config, sft_arguments
 
 log = logging.getLogger(__name__)
@@ -65,20 +68,6 @@ def preflight(rows: list[dict[str, Any]], stop_ids: list[int], name: str) -> Non
                         f"(first: #{no_stop[0]}); the model would not learn to stop: check the chat template's EOS")
     if problems:
         raise UserError(*problems)
-
-
-def latest_checkpoint(model_dir: Path) -> Optional[Path]:
-    """The newest complete ``checkpoint-N`` (its trainer_state.json, written last, parses), or None."""
-    def complete(p: Path) -> bool:
-        try:
-            json.loads((p / "trainer_state.json").read_text(encoding="utf-8"))
-            return True
-        except (OSError, ValueError):  # killed mid-save: skip it
-            return False
-
-    ckpts = [p for p in Path(model_dir).glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
-    ckpts = [p for p in ckpts if complete(p)]
-    return max(ckpts, key=lambda p: int(p.name.split("-")[-1])) if ckpts else None
 
 
 def load_for_training(cfg: Config, model_path: str, device: str, dtype: Any) -> Any:
@@ -171,33 +160,52 @@ def encode_sets(cfg: Config, builder: PromptBuilder, selector: ShotSelector, tra
     return train_set, eval_rows
 
 
+def completion_lengths(rows: list[dict[str, Any]]) -> list[int]:
+    """Labelled (completion) tokens of each training example: summary + end-of-turn."""
+    return [sum(t != -100 for t in r["labels"]) for r in rows]
+
+
+def probe_texts(builder: PromptBuilder, selector: ShotSelector, df: pd.DataFrame, n: int = 3) -> list[str]:
+    """Rendered prompts with their completions, to check a saved tokenizer against the training one."""
+    rows = df.head(n)
+    return [builder.render(d, selector.select(f, d)) + builder.completion_prefix + str(s).strip() + builder.turn_end
+            for f, d, s in zip(rows["fname"].astype(str), rows["dialogue"].astype(str), rows["summary"].astype(str))]
+
+
 def train_causal(cfg: Config, model_path: str, train_df: pd.DataFrame, dev_df: Optional[pd.DataFrame],
-                 out_dir: Path, resume: bool) -> dict[str, Any]:
-    """Fine-tune and save ``out_dir/final_checkpoint``; return the manifest fields."""
+                 job: TrainJob) -> dict[str, Any]:
+    """Fine-tune and save ``final_checkpoint``; return the manifest fields."""
     device = pick_device(cfg.model.device)
     dtype = compute_dtype(cfg.training.compute_dtype, device)
     tokenizer = load_tokenizer(model_path, cfg)
     builder = PromptBuilder(tokenizer, cfg.prompt)
     selector = ShotSelector(train_df, cfg.prompt, cfg.seed)
     train_set, eval_rows = encode_sets(cfg, builder, selector, train_df, dev_df)
-    coll = collation(cfg.training, [len(r["input_ids"]) for r in train_set.rows], device)
-    callbacks = rouge_callbacks(cfg, dev_df, tokenizer, builder, selector, device)
+    lengths = summary_lengths(completion_lengths(train_set.rows))
+    gen_cfg = replace(cfg, inference=resolve_max_new_tokens(cfg.inference, {"completion_tokens": lengths}))
+    done = job.finish(cfg, tokenizer, probe_texts(builder, selector, train_df), lengths)
+    if done is not None:
+        return {**done, "examples": len(train_set.rows)}
+    coll = collation(cfg.training, [len(r["input_ids"]) for r in train_set.rows], device,
+                     [len(r["input_ids"]) for r in eval_rows or []])
+    callbacks = rouge_callbacks(gen_cfg, dev_df, tokenizer, builder, selector, device)
     model = load_for_training(cfg, model_path, device, dtype)
-    trainer = build_trainer(cfg, model, tokenizer, train_set.rows, eval_rows, out_dir, device, dtype, coll, callbacks)
+    trainer = build_trainer(cfg, model, tokenizer, train_set.rows, eval_rows, job.out_dir, device, dtype, coll,
+                            [*callbacks, CheckpointRecord(job.parts)])
     trainable, total = parameter_counts(trainer.model)
     log.info("parameters: %s trainable of %s (%.2f%%), compute dtype %s, device %s; %s", f"{trainable:,}",
              f"{total:,}", 100 * trainable / max(total, 1), str(dtype).split(".")[-1], device,
              coll.describe(cfg.training))
-    ckpt = latest_checkpoint(out_dir) if resume else None
-    if resume:
-        log.info("resuming training from %s" if ckpt else "no checkpoint in %s: training from the start",
-                 ckpt or out_dir)
-    result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
-    final = save_final(trainer, tokenizer, cfg, out_dir)
+    result = trainer.train(resume_from_checkpoint=str(job.checkpoint) if job.checkpoint else None)
+    final = job.out_dir / "final_checkpoint"
+    trainer.save_model(str(final))
+    if trainer.is_world_process_zero():
+        job.finalize(final, cfg, tokenizer, probe_texts(builder, selector, train_df), lengths)
     fields = manifest_fields(trainer, train_set, coll, eval_rows is not None)
-    fields.update(resumed_from=str(ckpt) if ckpt else None, train_loss=result.training_loss,
-                  trainable_params=trainable, total_params=total, final_checkpoint=str(final))
-    merged = merge_adapter(cfg, model_path, final, out_dir, tokenizer, trainer) if cfg.training.merge_adapter else None
+    fields.update(resumed_from=str(job.checkpoint) if job.checkpoint else None, train_loss=result.training_loss,
+                  trainable_params=trainable, total_params=total, final_checkpoint=str(final),
+                  max_new_tokens_auto=lengths["auto_max_new_tokens"])
+    merged = merge_adapter(cfg, model_path, final, job, tokenizer, trainer) if cfg.training.merge_adapter else None
     if merged is not None:
         fields["final_merged"] = str(merged)
     return fields
@@ -213,25 +221,7 @@ def manifest_fields(trainer: Any, train_set: EncodedSet, coll: Collation, has_ev
             "metric_for_best_model": trainer.args.metric_for_best_model if has_eval else None}
 
 
-def save_final(trainer: Any, tokenizer: Any, cfg: Config, out_dir: Path) -> Path:
-    """Adapter (or full model), tokenizer and resolved config in ``final_checkpoint/``."""
-    final = Path(out_dir) / "final_checkpoint"
-    trainer.save_model(str(final))
-    if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(str(final))
-        write_config(cfg, final)
-    return final
-
-
-def write_config(cfg: Config, folder: Path) -> None:
-    """The resolved pipeline config next to the weights it produced."""
-    import yaml
-
-    (Path(folder) / "pipeline_config.yaml").write_text(
-        yaml.safe_dump(to_dict(cfg), allow_unicode=True, sort_keys=False), encoding="utf-8")
-
-
-def merge_adapter(cfg: Config, model_path: str, final: Path, out_dir: Path, tokenizer: Any, trainer: Any) -> Optional[Path]:
+def merge_adapter(cfg: Config, model_path: str, final: Path, job: TrainJob, tokenizer: Any, trainer: Any) -> Optional[Path]:
     """Fold the adapter into an unquantized copy of the base (on CPU) and save ``final_merged/``."""
     if not cfg.training.use_lora:
         log.info("training.merge_adapter: full fine-tuning has no adapter; final_checkpoint holds the full model")
@@ -244,9 +234,8 @@ def merge_adapter(cfg: Config, model_path: str, final: Path, out_dir: Path, toke
     base = load_causal_model(model_path, cfg, "cpu", compute_dtype(cfg.training.compute_dtype, "cuda")
                              if pick_device(cfg.model.device) == "cuda" else compute_dtype("auto", "cpu"), quantize=False)
     merged = PeftModel.from_pretrained(base, str(final)).merge_and_unload()
-    target = Path(out_dir) / "final_merged"
+    target = job.out_dir / "final_merged"
     merged.save_pretrained(str(target))
-    tokenizer.save_pretrained(str(target))
-    write_config(cfg, target)
+    job.finalize(target, cfg, tokenizer, [], None)
     log.info("merged weights written to %s", target)
     return target

@@ -1,1 +1,1 @@
-"""Small shared helpers: atomic writes, fingerprints."""
+"""Shared helpers: the one atomic writer and fingerprints, the one JSONL journal, logging, secrets."""

@@ -1,38 +1,67 @@
-"""Atomic file writes and content fingerprints.
+"""The one atomic writer used by every stage and report, and content fingerprints.
 
-Every output is written to a temp file in the same folder and renamed into place, so a crash
-never leaves a half-written file where a finished one is expected.
+Every output is written to a temp file in the same folder, fsynced, and renamed into place, so a
+crash never leaves a half-written file where a finished one is expected. The temp file is created
+with ``open(..., "x")`` rather than ``mkstemp``, so the result has the permissions the umask gives
+any other file the user creates (0644 under the usual 022), not mkstemp's owner-only 0600.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import tempfile
+import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported only by the function that writes a frame
+    import pandas as pd
+
+
+def temp_path(path: Path) -> Path:
+    """A fresh hidden name next to ``path`` (same folder, so the final rename is atomic)."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:  # makes the rename itself durable; some file systems refuse fsync on a folder
+        _fsync(folder)
+    except OSError:
+        pass
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` and rename the result to ``path``."""
+    """Call ``write(tmp_path)``, fsync the result and rename it to ``path``; a failure leaves ``path`` as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = temp_path(path)
     try:
-        write(Path(tmp))
+        with open(tmp, "x"):  # created here with umask permissions; the writer reopens it
+            pass
+        write(tmp)
+        _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
     return path
 
 
 def atomic_write_text(path: Path, text: str) -> Path:
     """Write text (UTF-8) atomically."""
-    return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+    def write(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    return atomic_write(path, write)
 
 
 def atomic_write_json(path: Path, data: Any) -> Path:
@@ -40,9 +69,55 @@ def atomic_write_json(path: Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
-def atomic_write_csv(path: Path, df: pd.DataFrame) -> Path:
-    """Write a DataFrame as UTF-8 CSV without the index, atomically."""
-    return atomic_write(path, lambda p: df.to_csv(p, index=False, encoding="utf-8"))
+def atomic_write_csv(path: Path, df: "pd.DataFrame", for_spreadsheets: bool = False) -> Path:
+    """Write a DataFrame as UTF-8 CSV without the index, atomically.
+
+    ``for_spreadsheets`` neutralises text cells a spreadsheet would run as a formula (``sheet_safe``):
+    for report files people open in Excel or Sheets, never for the submission, whose text must be exact.
+    """
+    out = spreadsheet_safe(df) if for_spreadsheets else df
+    return atomic_write(path, lambda p: out.to_csv(p, index=False, encoding="utf-8"))
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what Excel, LibreOffice and Sheets read as a formula
+
+
+def sheet_safe(text: str) -> str:
+    """``text`` with a leading ``'`` when it would start a formula (``=HYPERLINK(...)``); else unchanged."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def sheet_unsafe(text: str) -> str:
+    """The original of a ``sheet_safe`` cell (reading a report file back)."""
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_START) else text
+
+
+def spreadsheet_safe(df: "pd.DataFrame") -> "pd.DataFrame":
+    """A copy of ``df`` with every text cell passed through ``sheet_safe``."""
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object or str(out[col].dtype).startswith("string"):
+            out[col] = out[col].map(lambda v: sheet_safe(v) if isinstance(v, str) else v)
+    return out
+
+
+def current_umask() -> int:
+    """The process umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(folder: Path) -> None:
+    """Give every file under ``folder`` the permissions the umask gives new files (0644 under 022).
+
+    Libraries that write through their own temp files (safetensors weights, for one) leave them
+    owner-only (0600); checkpoints and models are outputs like any other, readable as the user expects.
+    """
+    mode = 0o666 & ~current_umask()
+    for f in Path(folder).rglob("*"):
+        if f.is_file() and not f.is_symlink() and (f.stat().st_mode & 0o777) != mode:
+            f.chmod(mode)
 
 
 def file_digest(path: Path) -> str:

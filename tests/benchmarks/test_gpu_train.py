@@ -14,7 +14,7 @@ def test_gpu_train_skips_without_gpu() -> None:
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible: the benchmark would run for real")
-    res = subprocess.run([sys.executable, "benchmarks/gpu_train.py"], cwd=REPO, capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-m", "benchmarks.gpu_train"], cwd=REPO, capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 0
     assert res.stdout.strip().splitlines()[-1].startswith("gpu_train: skipped: no CUDA GPU")

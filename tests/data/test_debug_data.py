@@ -7,8 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from src.augment.validators import build_index, check_dialogue_format
 from src.data.preprocess.denoise import denoise_frame, load_rules
-from src.data.validators import build_index, check_dialogue_format
+from tests.conftest import need_shared
 
 REPO = Path(__file__).resolve().parents[2]
 DEBUG = REPO / "data" / "debug"
@@ -56,8 +57,8 @@ def test_only_train_has_noise() -> None:
         assert counts == {}, split
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data not available")
 def test_debug_data_is_not_copied_from_the_competition_data() -> None:
+    need_shared(SHARED_DATA)
     real = [d for split in ("dev", "test") for d in pd.read_csv(SHARED_DATA / f"{split}.csv")["dialogue"]]
     index = build_index(real)
     ours = [d for split in SPLITS for d in pd.read_csv(DEBUG / f"{split}.csv")["dialogue"]]

@@ -13,9 +13,11 @@ import pytest
 
 from src.config import load_config
 from src.data import sources
-from src.data.sources import check_hub, config_problems, load_split_sources, preflight_problems, resolve_sources
+from src.data.sources import check_hub, load_split_sources, preflight_problems, resolve_sources
 from src.errors import UserError
-from tests.conftest import SHARED_DATA, run_cli, tmp_paths
+from src.run import make_context
+from src.stages import merge as merge_stage
+from tests.conftest import SHARED_DATA, need_shared, run_cli, tmp_paths
 
 EN = SHARED_DATA / "dialogsum-en"
 
@@ -23,8 +25,7 @@ EN = SHARED_DATA / "dialogsum-en"
 @pytest.fixture(scope="module")
 def en() -> dict[str, pd.DataFrame]:
     """The first 80 rows of each English DialogSum split."""
-    if not EN.is_dir():
-        pytest.skip("../shared/data/dialogsum-en not available")
+    need_shared(EN)
     return {s: pd.read_json(EN / f"{s}.jsonl", lines=True, nrows=80, dtype=False) for s in ("train", "dev", "test")}
 
 
@@ -177,19 +178,6 @@ def test_fraction_then_max_rows(tmp_path: Path, en) -> None:
     assert len(capped) == 10
 
 
-def test_config_problems_found_without_files(tmp_path: Path) -> None:
-    cfg = config(tmp_path, "data.fraction.dev=0", "data.max_rows.test=0", "data.train_weights=[1,2]",
-                 "data.min_dialogue_chars=50", "data.max_dialogue_chars=10", "data.hub.dev.streaming=true",
-                 "data.hub.dev.path=x/y", "data.hub.dev.fraction=0.5", "data.test_file=[]", "data.hub.test.name=cfg")
-    problems = config_problems(cfg)
-    for key in ("'data.fraction.dev' = 0.0", "'data.max_rows.test' = 0", "'data.train_weights' has 2 values for 1",
-                "'data.min_dialogue_chars' = 50 > 'data.max_dialogue_chars' = 10",
-                "'data.hub.dev.fraction' = 0.5: a streamed dataset", "'data.hub.test' has settings but no path",
-                "'data.test_file' and 'data.hub.test.path': the test split has no source"):
-        assert sum(key in p for p in problems) == 1, key
-    assert len(problems) == 7
-
-
 # ---------------------------------------------------------------- hub datasets (offline, local files)
 
 
@@ -262,8 +250,9 @@ def test_preflight_decides_where_sources_are_read(tmp_path: Path) -> None:
     assert "run preprocess" in line
     assert preflight_problems(mapped, ("train",), preprocess_done=True) == []
     repeat = config(debug, "data.train_weights=[2]")
-    assert "merge stage drops exact duplicates" in preflight_problems(repeat, ("preprocess", "merge"), False)[0]
-    assert preflight_problems(repeat, ("preprocess", "train"), False) == []
+    assert preflight_problems(repeat, ("preprocess", "merge"), False) == []
+    (line,) = merge_stage.check(make_context(repeat, "r", False, ("preprocess", "merge")))
+    assert "merge stage drops exact duplicates" in line and "'data.train_weights'" in line
 
 
 def test_evaluate_scores_against_the_materialized_dev_references(tmp_path: Path) -> None:

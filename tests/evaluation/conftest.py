@@ -7,6 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.conftest import need_shared
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 DEV_KO = SHARED_DATA / "dialogsum-ko" / "dev.csv"
 TEST_EN = SHARED_DATA / "dialogsum-en" / "test.jsonl"
@@ -29,8 +31,7 @@ def perturb(summary: str, dialogue: str, i: int) -> str:
 @pytest.fixture(scope="session")
 def dev_ko() -> pd.DataFrame:
     """The 499-row Korean dev set (fname, dialogue, summary, topic)."""
-    if not DEV_KO.is_file():
-        pytest.skip(f"shared data not found: {DEV_KO}")
+    need_shared(DEV_KO)
     return pd.read_csv(DEV_KO)
 
 
@@ -44,8 +45,7 @@ def dev_pred(dev_ko: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def test_en() -> pd.DataFrame:
     """English DialogSum test rows with three references (summary1..summary3)."""
-    if not TEST_EN.is_file():
-        pytest.skip(f"shared data not found: {TEST_EN}")
+    need_shared(TEST_EN)
     with TEST_EN.open(encoding="utf-8") as handle:
         rows = [json.loads(line) for line in handle if line.strip()]
     return pd.DataFrame(rows)[["fname", "dialogue", "summary1", "summary2", "summary3"]]
@@ -54,6 +54,5 @@ def test_en() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def dev_ko_path() -> Path:
     """Path of the Korean dev CSV, skipping when the shared data is absent."""
-    if not DEV_KO.is_file():
-        pytest.skip(f"shared data not found: {DEV_KO}")
+    need_shared(DEV_KO)
     return DEV_KO

@@ -1,8 +1,8 @@
 """A tiny Llama trained for a few seconds on debug dialogues, so greedy outputs differ and some stop early."""
 from __future__ import annotations
 
-from dataclasses import replace
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
@@ -71,9 +71,9 @@ def tiny_trained(tmp_path_factory) -> dict:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from src.data.prompt import PromptBuilder
     from src.models.debug import build_tiny_causal
     from src.models.loading import load_tokenizer
+    from src.prompting.builder import PromptBuilder
 
     frames = {s: pd.read_csv(DEBUG / f"{s}.csv", dtype=str) for s in ("train", "dev", "test")}
     texts = [t for df in frames.values() for col in ("dialogue", "summary") if col in df for t in df[col]]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from src.inference.predictor import PLACEHOLDER, fallback_summary, postprocess
+from src.inference.postprocess import PLACEHOLDER, fallback_summary, postprocess
 
 
 @pytest.mark.parametrize("raw,expected", [

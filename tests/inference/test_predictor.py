@@ -8,7 +8,8 @@ import pytest
 
 from src.config import InferenceConfig
 from src.errors import UserError
-from src.inference.predictor import Predictor, TransformersEngine, cut_at_stop
+from src.inference.engine import TransformersEngine, cut_at_stop
+from src.inference.predictor import Predictor
 from tests.inference.conftest import tiny_config
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from src.config import PromptConfig
-from src.data.prompt import PromptBuilder
+from src.prompting.builder import PromptBuilder
 
 
 def examples(synthetic: dict, tokenizer, n: int = 3) -> list[dict]:

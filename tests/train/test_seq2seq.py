@@ -10,12 +10,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from src.config import Config, Seq2SeqConfig, TrainingConfig
+from src.config import Config, Seq2SeqConfig, TrainingConfig, load_config
 from src.errors import UserError
-from src.models.seq2seq import (check_seq2seq, decode_summary, encode_source, find_mask_tokens, load_seq2seq,
-                                load_seq2seq_tokenizer, special_tokens)
+from src.models.seq2seq import (
+    decode_summary,
+    encode_source,
+    find_mask_tokens,
+    load_seq2seq,
+    load_seq2seq_tokenizer,
+    special_tokens,
+)
 from src.train.seq2seq import best_metric, encode_pairs, mixed_precision, schedule, train_seq2seq
-from tests.conftest import REPO, run_cli, tmp_paths
+from tests.conftest import REPO, need_shared, run_cli, tmp_paths
 
 PERSONS = [f"#Person{i}#" for i in range(1, 8)]
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # a 300k-parameter model runs several times faster without thread contention
@@ -29,8 +35,7 @@ def cfg_with(**sections) -> Config:
 @pytest.fixture(scope="module")
 def kobart(shared_tokenizers: Path) -> Path:
     path = shared_tokenizers / "kobart-base-v2"
-    if not path.is_dir():
-        pytest.skip("kobart-base-v2 tokenizer not available")
+    need_shared(path)
     return path
 
 
@@ -80,14 +85,14 @@ def test_kobart_framing_and_truncation(kobart: Path) -> None:
     assert encode_source(tok, "짧은 대화", 512)[1] is False
 
 
-def test_seq2seq_settings_checked(tmp_path: Path) -> None:
-    bad = cfg_with(seq2seq=Seq2SeqConfig(encoder_max_len=2, decoder_max_len=1, num_beams=0))
-    assert check_seq2seq(bad) == ["config key 'seq2seq.encoder_max_len' = 2: must be >= 3",
-                                  "config key 'seq2seq.decoder_max_len' = 1: must be >= 2",
-                                  "config key 'seq2seq.num_beams' = 0: must be >= 1"]
+def test_seq2seq_settings_checked_by_the_config() -> None:
     with pytest.raises(UserError) as err:
-        train_seq2seq(bad, "unused", pd.DataFrame(), None, tmp_path, resume=False)
-    assert len(err.value.problems) == 3
+        load_config(None, ["seq2seq.encoder_max_len=2", "seq2seq.decoder_max_len=1", "seq2seq.num_beams=0"])
+    assert [p.split(": must")[0] for p in err.value.problems] == [
+        "command line: config key 'seq2seq.encoder_max_len' = 2",
+        "command line: config key 'seq2seq.decoder_max_len' = 1",
+        "command line: config key 'seq2seq.num_beams' = 0"]
+    assert [p.split(": must")[1].split(";")[0] for p in err.value.problems] == [" be >= 3", " be >= 2", " be >= 1"]
 
 
 # ------------------------------------------------------------------ trainer settings

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from src.config import load_config
-from src.data.prompt import PromptBuilder, ShotSelector
 from src.errors import UserError
+from src.prompting.builder import PromptBuilder
+from src.prompting.fewshot import ShotSelector
 from src.train.sft import encode_frame, latest_checkpoint, preflight
 
 

@@ -1,0 +1,1 @@
+"""Preprocessing rules: table-driven denoising and typo fixes applied to dialogues and summaries."""

@@ -22,13 +22,12 @@ import pandas as pd
 
 from src.data.tables import read_rule_table
 from src.errors import UserError
+from src.patterns import MASK, SPEAKER_TAG
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RULES_PATH = Path(__file__).resolve().parents[3] / "docs" / "denoise_rules.csv"
 SCOPES = ("all", "dialogue", "summary")
-MASK_RE = re.compile(r"#[A-Za-z]+#")  # masks have no digits, so speaker tags never match
-TAG_RE = re.compile(r"#Person\d+#")
 
 
 @dataclass(frozen=True)
@@ -48,12 +47,13 @@ class Rule:
 
 def load_rules(path: str | Path = DEFAULT_RULES_PATH) -> list[Rule]:
     """Load denoise rules from a CSV table, collecting every bad row into one ``UserError``."""
-    rules, problems = [], []
+    rules: list[Rule] = []
+    problems: list[str] = []
     for line, row in read_rule_table(path, ("pattern", "replacement", "note"), ("scope",)):
         rule, problem = _parse_rule(Path(path), line, row)
         if problem:
             problems.append(problem)
-        else:
+        elif rule is not None:
             rules.append(rule)
     if problems:
         raise UserError(*problems)
@@ -93,7 +93,7 @@ def _dummy_match(pattern: re.Pattern[str]) -> re.Match[str]:
 
 def _protected(text: str) -> tuple[Counter, int]:
     """What no rule may change: the multiset of masks and the number of well-formed tags."""
-    return Counter(MASK_RE.findall(text)), len(TAG_RE.findall(text))
+    return Counter(MASK.findall(text)), len(SPEAKER_TAG.findall(text))
 
 
 def _apply_rule(rule: Rule, text: str) -> tuple[str, int]:

@@ -10,6 +10,7 @@ import pytest
 
 from src.data.preprocess.denoise import DEFAULT_RULES_PATH, denoise_frame, denoise_text, load_rules
 from src.errors import UserError
+from tests.conftest import need_shared
 
 REPO = Path(__file__).resolve().parents[3]
 SHARED_DATA = REPO.parent / "shared" / "data" / "dialogsum-ko"
@@ -161,9 +162,9 @@ def test_a_rule_that_would_delete_a_mask_is_reverted_and_counted(tmp_path: Path)
     assert denoise_text(text, rules) == (text, Counter({"reverted:careless": 1}))
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data not available")
 @pytest.mark.parametrize("split", ["dev", "test"])
 def test_real_data_keeps_masks_tags_and_turn_format(rules, split: str) -> None:
+    need_shared(SHARED_DATA)
     df = pd.read_csv(SHARED_DATA / f"{split}.csv")
     out, counts = denoise_frame(df, rules)
     assert not any(key.startswith("reverted:") for key in counts)

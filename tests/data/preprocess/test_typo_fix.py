@@ -9,6 +9,7 @@ import pytest
 
 from src.data.preprocess.typo_fix import DEFAULT_TYPOS_PATH, fix_typos_frame, fix_typos_text, load_typos
 from src.errors import UserError
+from tests.conftest import need_shared
 
 REPO = Path(__file__).resolve().parents[3]
 SHARED_DATA = REPO.parent / "shared" / "data" / "dialogsum-ko"
@@ -74,8 +75,8 @@ def test_bad_tables_raise_user_error(tmp_path: Path, csv_text: str, fragment: st
         load_typos(path)
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data not available")
 def test_shipped_table_does_not_touch_clean_competition_text(table) -> None:
+    need_shared(SHARED_DATA)
     frames = [pd.read_csv(SHARED_DATA / f"{split}.csv") for split in ("dev", "test")]
     for df in frames:
         _, counts = fix_typos_frame(df, table, ("dialogue", "summary"))

@@ -1,0 +1,110 @@
+"""Optional vLLM backend (``inference.backend=vllm``): the same prompt ids, the adapter via ``LoRARequest``.
+
+vLLM is imported only here and only when chosen; ``check_backend`` tells before any stage runs
+whether it can be used with the current settings.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from src.config import Config, InferenceConfig
+from src.errors import UserError
+from src.inference.batching import new_token_cap
+from src.inference.engine import cut_at_stop
+from src.models.checkpoint import read_adapter_config, wants_4bit
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install vllm (Linux with a CUDA GPU)"
+LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # vLLM accepts these for max_lora_rank
+CHUNK = 512  # prompts per LLM.generate call: vLLM schedules them itself; the journal is written per chunk
+
+
+def vllm_available() -> bool:
+    """True when the ``vllm`` package can be imported (checked without importing it)."""
+    return importlib.util.find_spec("vllm") is not None
+
+
+def check_backend(cfg: Config) -> Optional[str]:
+    """None when ``inference.backend`` can run here, else one line saying what to do.
+
+    What vLLM cannot do with these settings (beams, n-gram blocking, seq2seq) is a config rule
+    (``src.config.checks``); whether it is installed is known only on this machine.
+    """
+    if cfg.inference.backend != "vllm" or vllm_available():
+        return None
+    return (f"config key 'inference.backend' = 'vllm' but vLLM is not installed: {INSTALL_HINT}, "
+            "or set inference.backend=transformers")
+
+
+def sampling_kwargs(gen: InferenceConfig, stop_ids: list[int], seed: int) -> dict[str, Any]:
+    """``SamplingParams`` arguments matching the transformers settings (temperature 0 is greedy)."""
+    kw: dict[str, Any] = dict(n=1, max_tokens=gen.max_new_tokens, stop_token_ids=list(stop_ids),
+                              repetition_penalty=gen.repetition_penalty, temperature=0.0, top_p=1.0)
+    if gen.do_sample:
+        kw.update(temperature=gen.temperature, top_p=gen.top_p, seed=seed)
+    return kw
+
+
+@dataclass
+class VllmEngine:
+    """``LLM.generate`` on token-id prompts, with the adapter (if any) attached to every request."""
+
+    llm: Any
+    lora: Any = None
+    seed: int = 0
+    chunk_size: int = CHUNK
+
+    def generate(self, batch: list[list[int]], gen: InferenceConfig, stop_ids: list[int]) -> list[tuple[list[int], bool]]:
+        """New ids per prompt before the first stop id, and whether a stop ended it."""
+        from vllm import SamplingParams
+
+        params = SamplingParams(**sampling_kwargs(gen, stop_ids, self.seed))
+        outs = self.llm.generate([{"prompt_token_ids": p} for p in batch], params, lora_request=self.lora,
+                                 use_tqdm=False)
+        results = []
+        for out in outs:
+            completion = out.outputs[0]
+            ids, stopped = cut_at_stop(list(completion.token_ids), stop_ids, None)
+            results.append((ids, stopped or completion.finish_reason == "stop"))
+        return results
+
+
+def engine_kwargs(cfg: Config, checkpoint: Path, adapter: Optional[dict[str, Any]]) -> dict[str, Any]:
+    """``LLM(...)`` arguments: the base (or full) weights, the checkpoint's tokenizer, LoRA and length limits."""
+    import torch
+
+    dtype = cfg.training.compute_dtype if cfg.training.compute_dtype != "auto" else (
+        "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float16")
+    weights = (adapter.get("base_model_name_or_path") or cfg.model.name) if adapter is not None else str(checkpoint)
+    kw: dict[str, Any] = dict(model=weights, tokenizer=str(checkpoint), dtype=dtype, seed=cfg.seed,
+                              trust_remote_code=cfg.model.trust_remote_code,
+                              gpu_memory_utilization=cfg.inference.vllm_gpu_memory_utilization,
+                              max_model_len=cfg.prompt.max_prompt_tokens + new_token_cap(cfg.inference))
+    if adapter is not None:
+        rank = int(adapter.get("r") or 16)
+        kw.update(enable_lora=True, max_loras=1, max_lora_rank=next((r for r in LORA_RANKS if r >= rank), rank))
+        if cfg.model.revision:
+            kw["revision"] = cfg.model.revision
+    if wants_4bit(cfg, adapter is not None):
+        kw["quantization"] = "bitsandbytes"
+    return kw
+
+
+def load_vllm_engine(cfg: Config, checkpoint: Path) -> VllmEngine:
+    """A ``VllmEngine`` over ``checkpoint`` (full weights, or an adapter on its base via ``LoRARequest``)."""
+    problem = check_backend(cfg)
+    if problem:
+        raise UserError(problem)
+    from vllm import LLM
+    from vllm.lora.request import LoRARequest
+
+    adapter = read_adapter_config(Path(checkpoint))
+    kwargs = engine_kwargs(cfg, Path(checkpoint), adapter)
+    log.info("vLLM engine: %s%s", kwargs["model"], f" + adapter {checkpoint}" if adapter else "")
+    lora = LoRARequest("summary-adapter", 1, str(checkpoint)) if adapter is not None else None
+    return VllmEngine(LLM(**kwargs), lora=lora, seed=cfg.seed)

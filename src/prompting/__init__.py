@@ -1,0 +1,1 @@
+"""Prompts: the one prompt builder shared by training and inference, and few-shot selection."""
