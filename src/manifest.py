@@ -40,6 +40,14 @@ def package_versions() -> dict[str, Optional[str]]:
     return versions
 
 
+def _well_formed(data: Any) -> bool:
+    """A JSON object whose ``stages`` (if present) maps names to objects."""
+    if not isinstance(data, dict):
+        return False
+    stages = data.get("stages", {})
+    return isinstance(stages, dict) and all(isinstance(v, dict) for v in stages.values())
+
+
 class Manifest:
     """``manifest.json`` of one run; ``stages[name]`` holds status, seconds, outputs, fingerprint."""
 
@@ -57,6 +65,9 @@ class Manifest:
                 data = json.loads(path.read_text(encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise UserError(f"{path}: manifest is not valid JSON; delete the run folder or pick another --run-name") from None
+            if not _well_formed(data):
+                raise UserError(f"{path}: manifest is valid JSON but not a run manifest (an object whose 'stages' maps "
+                                "stage names to objects); restore it, delete the run folder, or pick another --run-name")
         else:
             data = {"run_name": run_name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "stages": {}}
         data.update(run_name=run_name, seed=seed, git_commit=git_commit(), packages=package_versions())

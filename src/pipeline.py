@@ -21,7 +21,7 @@ from typing import Any, Optional, Protocol
 
 from src.config import Config
 from src.context import Producer, RunContext
-from src.errors import UserError
+from src.errors import StageSkipped, UserError
 from src.stages import augment, evaluate, infer, merge, preprocess, train
 from src.utils.io import fingerprint
 
@@ -159,16 +159,30 @@ def _record_skip(ctx: RunContext, stage: Stage) -> None:
 def _run_one(ctx: RunContext, stage: Stage, fp: str) -> None:
     log.info("stage %s: running", stage.name)
     start = time.perf_counter()
+    status, extra = "done", {}
     try:
         extra = stage.run(ctx) or {}
+    except StageSkipped as skip:
+        status, extra = "skipped", {"reason": skip.reason, **skip.fields}
+        log.warning("stage %s: skipped: %s; --resume runs it again once that is fixed", stage.name, skip.reason)
     except BaseException as exc:
-        if ctx.is_main:
-            reason = exc.problems[0] if isinstance(exc, UserError) and exc.problems else f"{type(exc).__name__}: {exc}"
-            ctx.manifest.record(stage.name, status="failed", seconds=round(time.perf_counter() - start, 2),
-                                error=reason[:500], fingerprint=fp)
+        _record_failure(ctx, stage, exc, fp, time.perf_counter() - start)
         raise
     seconds = round(time.perf_counter() - start, 2)
     outputs = {k: str(v) for k, v in stage.outputs(ctx).items() if v is not None and Path(v).exists()}
     if ctx.is_main:
-        ctx.manifest.record(stage.name, status="done", seconds=seconds, outputs=outputs, fingerprint=fp, **extra)
-    log.info("stage %s: done in %.1fs", stage.name, seconds)
+        ctx.manifest.record(stage.name, status=status, seconds=seconds, outputs=outputs, fingerprint=fp, **extra)
+    if status == "done":
+        log.info("stage %s: done in %.1fs", stage.name, seconds)
+
+
+def _record_failure(ctx: RunContext, stage: Stage, exc: BaseException, fp: str, seconds: float) -> None:
+    """The failed entry (never ``done``); on a full disk the manifest may not be writable either."""
+    if not ctx.is_main:
+        return
+    reason = exc.problems[0] if isinstance(exc, UserError) and exc.problems else f"{type(exc).__name__}: {exc}"
+    try:
+        ctx.manifest.record(stage.name, status="failed", seconds=round(seconds, 2), error=reason[:500], fingerprint=fp)
+    except OSError as write_error:
+        log.error("stage %s failed, and its manifest entry could not be written (%s)", stage.name,
+                  write_error.strerror)

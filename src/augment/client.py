@@ -145,7 +145,10 @@ class LLMClient:
                              price_output_per_1m=api.price_output_per_1m)
         self._in_flight = 0
         self._pause_until = 0.0  # a 429's Retry-After pauses every request, not just its own
-        self._stop_reason = ""  # set once the spend cap or a fatal error stops new requests
+        self._stop_reason = ""  # set once the spend cap, the deadline or a fatal error stops new requests
+        self._deadline = float("inf")  # monotonic time after which nothing new is sent (augmentation.api.deadline_s)
+        self._finished = self._total = 0
+        self.fatal: Optional[str] = None  # one line for the user when the server refused us (bad key, wrong URL)
 
     def __repr__(self) -> str:
         return f"LLMClient(base_url={self.api.base_url!r}, model={self.api.model!r})"  # no key
@@ -166,8 +169,13 @@ class LLMClient:
         from openai import AsyncOpenAI
 
         started = time.monotonic()
+        if self.api.deadline_s > 0:
+            self._deadline = started + self.api.deadline_s
         keys = [self.key(r) for r in requests]
         done, todo = split_by_journal(requests, keys, self.journal, self.ledger)
+        logger.info("augmentation: %d requests to %s (%d answered earlier, in the journal)", len(todo),
+                    self.api.base_url, len(done))
+        self._total = len(todo)
         bar = progress_bar(len(done) + len(todo), progress, f"LLM {self.api.model}")
         bar.update(len(done))
         client = AsyncOpenAI(api_key=self._api_key, base_url=self.api.base_url, timeout=self.api.timeout,
@@ -197,6 +205,11 @@ class LLMClient:
             self.ledger.failed += 1
             self.ledger.failures[result.error] += 1
         bar.update(1)
+        self._finished += 1
+        every = max(10, self._total // 10)
+        if self._finished % every == 0 or self._finished == self._total:
+            logger.info("augmentation: %d of %d requests finished (%d failed)", self._finished, self._total,
+                        self.ledger.failed)
         return result
 
     async def _with_retries(self, client: Any, semaphore: asyncio.Semaphore, req: ChatRequest,
@@ -216,8 +229,14 @@ class LLMClient:
             self._note_failure(req, attempt, failure)
             if not failure.retryable or attempt > self.api.max_retries:
                 return ChatResult(req.id, False, error=failure.reason, attempts=attempt, key=key)
+            delay = self._retry_delay(attempt, failure)
+            if time.monotonic() + delay > self._deadline:
+                return ChatResult(req.id, False, error="deadline", attempts=attempt, key=key)
+            if delay >= 5:
+                logger.info("augmentation: %s on request %s; waiting %.0f s before retry %d of %d", failure.reason,
+                            req.id, delay, attempt, self.api.max_retries)
             self.ledger.retries += 1
-            await asyncio.sleep(self._retry_delay(attempt, failure))
+            await asyncio.sleep(delay)
         raise AssertionError("unreachable: the last attempt always returns")
 
     async def _attempt(self, client: Any, req: ChatRequest) -> Optional[tuple[str, int, int]]:
@@ -236,9 +255,10 @@ class LLMClient:
         logger.debug("request %s attempt %d failed: %s", req.id, attempt, failure.reason)
         if failure.fatal and not self._stop_reason:
             self._stop_reason = f"aborted_after_{failure.reason}"
-            logger.error("augmentation API answered %s: no further requests are sent; check "
-                         "augmentation.api.base_url, augmentation.api.model and the key in %s",
-                         failure.reason, self.api.api_key_env)
+            status = failure.reason.removeprefix("http_")
+            self.fatal = (f"the augmentation API at {self.api.base_url} answered HTTP {status} to the first request: "
+                          f"check the key in {self.api.api_key_env} (environment or .env), augmentation.api.base_url "
+                          f"and augmentation.api.model ({self.api.model}); nothing else was sent")
 
     def _retry_delay(self, attempt: int, failure: AttemptError) -> float:
         if failure.retry_after is not None:
@@ -254,6 +274,10 @@ class LLMClient:
             await asyncio.sleep(delay)
 
     def _stopped(self) -> bool:
+        if not self._stop_reason and time.monotonic() > self._deadline:
+            self._stop_reason = "deadline"
+            logger.warning("augmentation.api.deadline_s=%.0f reached: remaining requests are not sent",
+                           self.api.deadline_s)
         if not self._stop_reason and 0 < self.api.max_cost <= self.ledger.cost:
             self._stop_reason = "cost_cap"
             logger.warning("augmentation spend cap reached (estimated %.4f >= augmentation.api.max_cost %.4f); "

@@ -168,6 +168,20 @@ def _stats(requests: list[ChatRequest], swapped: pd.DataFrame, verdicts: Verdict
     }
 
 
+def check_failures(client: BatchClient, results: list[ChatResult], aug_cfg: AugmentationConfig) -> None:
+    """Refused by the server, or too many requests failed: the stage fails (the journal keeps what completed)."""
+    fatal = getattr(client, "fatal", None)
+    if fatal:
+        raise UserError(fatal)
+    failed = [r for r in results if not r.ok and r.error != "cost_cap"]  # the spend cap is the user's own limit
+    if results and len(failed) / len(results) > aug_cfg.max_failed_fraction:
+        reasons = ", ".join(f"{k} {v}" for k, v in Counter(r.error for r in failed).most_common(4))
+        raise UserError(f"augmentation: {len(failed)} of {len(results)} requests failed ({reasons}), more than "
+                        f"augmentation.max_failed_fraction={aug_cfg.max_failed_fraction}; the {len(results) - len(failed)} "
+                        "answers are kept in the journal: fix the cause and rerun with --resume (only the failed "
+                        "requests are sent again)")
+
+
 def augment(train_df: pd.DataFrame, reference_dialogues: list[str], aug_cfg: AugmentationConfig,
             api_key: Optional[str], out_dir: Path, seed: int, local_model_path: Optional[str] = None,
             progress: bool = True) -> AugmentResult:
@@ -192,6 +206,7 @@ def augment(train_df: pd.DataFrame, reference_dialogues: list[str], aug_cfg: Aug
                        "requests, speaker swap still runs", aug_cfg.api.api_key_env, len(requests))
     elif client is not None:
         results = run_requests(client, requests, progress=progress)
+        check_failures(client, results, aug_cfg)
         verdicts = judge_results(train_df, requests, results, reference_dialogues, aug_cfg)
     augmented = pd.concat([swapped, pd.DataFrame(verdicts.accepted, columns=COLUMNS)], ignore_index=True)
     outputs = {**_write(out_dir, augmented, pd.DataFrame(verdicts.rejected, columns=REJECTED_COLUMNS)),

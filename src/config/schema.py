@@ -190,6 +190,8 @@ class ApiConfig:
     price_output_per_1m: float = opt(0.6, "price per million output tokens, for the cost ledger", ge=0)
     temperature: float = opt(0.7, "sampling temperature for augmentation requests", ge=0, le=2)
     max_tokens: int = opt(1024, "max tokens per response", ge=1)
+    deadline_s: float = opt(7200.0, "seconds the whole batch of requests may take; after it no new request is sent "
+                                    "and waiting ones fail as 'deadline' (0: no deadline)", ge=0)
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,9 @@ class AugmentationConfig:
     max_length_ratio: float = opt(1.6, "paraphrase length / original length, upper bound", gt=0)
     min_hangul_ratio: float = opt(0.5, "share of Hangul among letters", ge=0, le=1)
     near_dup_threshold: float = opt(0.8, "n-gram Jaccard at or above which a text is a near-duplicate", gt=0, le=1)
+    max_failed_fraction: float = opt(0.1, "share of requests that may fail (after retries) before the stage fails; "
+                                          "the journal keeps what completed, so --resume sends only the rest",
+                                     ge=0, le=1)
 
 
 @dataclass(frozen=True)

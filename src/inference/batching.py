@@ -7,12 +7,16 @@ padding; each finished batch is handed to ``on_batch`` (the infer stage's journa
 from __future__ import annotations
 
 import dataclasses
+import logging
+import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional
 
 import pandas as pd
 
 from src.config import InferenceConfig, section_problems
+
+logger = logging.getLogger(__name__)
 
 BatchCallback = Callable[[list[int], list[str]], None]
 
@@ -23,6 +27,31 @@ def new_token_cap(gen: InferenceConfig) -> int:
         raise ValueError("inference.max_new_tokens=auto reached generation unresolved: build the predictor with "
                          "from_checkpoint, or pass a number")
     return gen.max_new_tokens
+
+
+class BatchProgress:
+    """Progress of one split's generation: a bar on a terminal, and a log line every tenth of the work."""
+
+    def __init__(self, total: int, label: str) -> None:
+        from tqdm import tqdm
+
+        self.total, self.label, self.done = total, label, 0
+        self.started = time.perf_counter()
+        self.step = max(1, total // 10)
+        self.next_line = self.step
+        self.bar = tqdm(total=total, desc=label, unit="dialogue", disable=None)  # None: hidden when not a terminal
+
+    def update(self, n: int) -> None:
+        """``n`` more dialogues finished."""
+        self.done += n
+        self.bar.update(n)
+        if self.done >= self.next_line or self.done == self.total:
+            rate = self.done / max(time.perf_counter() - self.started, 1e-9)
+            logger.info("%s: %d of %d dialogues (%.0f%%), %.2f dialogues/s", self.label, self.done, self.total,
+                        100 * self.done / max(self.total, 1), rate)
+            self.next_line = self.done + self.step
+        if self.done >= self.total:
+            self.bar.close()
 
 
 def checked_settings(gen: InferenceConfig, overrides: dict[str, Any]) -> InferenceConfig:

@@ -14,7 +14,7 @@ import pandas as pd
 from src.config import Config
 from src.context import present
 from src.data.loading import load_split
-from src.inference.batching import GenerationStats
+from src.inference.batching import BatchProgress, GenerationStats
 from src.inference.journal import PredictionJournal, journal_path, settings_hash
 from src.inference.predictor import Predictor
 from src.inference.submission import write_submission
@@ -51,7 +51,13 @@ def predict_journaled(predictor: Any, df: pd.DataFrame, journal: PredictionJourn
         log.info("%s: %d of %d summaries taken from the journal; predicting %d", journal.path.name,
                  len(df) - len(todo), len(df), len(todo))
     if len(todo):
-        predictor.predict_dataframe(todo, on_batch=journal.append)
+        progress = BatchProgress(len(todo), f"infer {journal.path.name.split('.')[0]}")
+
+        def finished(fnames: list[str], summaries: list[str]) -> None:
+            journal.append(fnames, summaries)
+            progress.update(len(fnames))
+
+        predictor.predict_dataframe(todo, on_batch=finished)
     return pd.DataFrame({"fname": df["fname"].tolist(), "summary": [journal.done[f] for f in df["fname"]]})
 
 

@@ -83,7 +83,8 @@ def job(ctx: RunContext) -> Any:
     model_files = [Path(model_path) / n for n in ("config.json", "BUILD_INFO.json")]
     digests["model"] = ",".join(file_digest(p) for p in model_files if p.is_file()) or None
     train = present(ins, "train")
-    return TrainJob(ctx.model_dir, ctx.resume, training_parts(ctx.cfg, digests, model_path), train, digests["train"])
+    return TrainJob(ctx.model_dir, ctx.resume, training_parts(ctx.cfg, digests, model_path), train, digests["train"],
+                    report_dir=ctx.run_dir if ctx.is_main else None)
 
 
 def run(ctx: RunContext) -> dict[str, Any]:

@@ -79,6 +79,14 @@ class TrainJob:
     pool: Optional[Path] = None  # the training file: the few-shot pool inference must use too
     pool_digest: Optional[str] = None
     checkpoint: Optional[Path] = None  # set by ``finish``: the checkpoint training continues from
+    report_dir: Optional[Path] = None  # the run folder: train_log.csv and train_curves.png go here
+
+    def callbacks(self, cfg: Config) -> list[Any]:
+        """What every trainer of the pipeline gets: checkpoint records, loss lines and curves, the NaN stop."""
+        from src.train.checkpoints import CheckpointRecord
+        from src.train.progress import FiniteLoss, TrainingLog
+
+        return [CheckpointRecord(self.parts), TrainingLog(self.report_dir), FiniteLoss(cfg.training.learning_rate)]
 
     def finish(self, cfg: Config, tokenizer: Any, probe: list[str], lengths: dict[str, Any]) -> Optional[dict[str, Any]]:
         """Pick the checkpoint to continue from; when it already holds the whole run, make the final folder

@@ -12,6 +12,7 @@ import difflib
 import logging
 import os
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -235,6 +236,7 @@ def sft_arguments(cfg: Config, out_dir: Path, device: str, dtype: Any, has_eval:
         padding_free=coll.mode == "padding_free",
         eval_packing=False, train_sampling_strategy=sampling, neftune_noise_alpha=t.neftune_noise_alpha,
         remove_unused_columns=True, **gradient_checkpointing(t, device), **eval_arguments(t, has_eval),
+        disable_tqdm=not sys.stderr.isatty(),  # a bar in a redirected stderr is a wall of carriage returns
     )
     check_extra(t.extra)
     kwargs.update(t.extra)

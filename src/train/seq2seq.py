@@ -6,6 +6,7 @@ the competition score) becomes ``final_checkpoint``.
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -24,7 +25,6 @@ from src.models.seq2seq import (
     load_seq2seq,
     special_tokens,
 )
-from src.train.checkpoints import CheckpointRecord
 from src.train.final import TrainJob, summary_lengths
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,7 @@ def seq2seq_args(cfg: Config, out_dir: Path, device: str, has_eval: bool) -> Any
         predict_with_generate=has_eval, load_best_model_at_end=has_eval,
         metric_for_best_model=metric if has_eval else None, greater_is_better=greater if has_eval else None,
         **schedule(cfg, has_eval), **mixed_precision(cfg, device),
+        disable_tqdm=not sys.stderr.isatty(),  # a bar in a redirected stderr is a wall of carriage returns
     )
     kwargs.update(t.extra)
     return Seq2SeqTrainingArguments(**kwargs)
@@ -139,18 +140,22 @@ def build_trainer(cfg: Config, model: Any, tokenizer: Any, train_rows: list[dict
                   job: TrainJob, device: str) -> Any:
     """Seq2SeqTrainer with the collator (-100 label padding); ROUGE and early stopping when there is a dev set."""
     from datasets import Dataset
-    from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer
+    from transformers import DataCollatorForSeq2Seq, PrinterCallback, Seq2SeqTrainer
 
     from src.train.callbacks import early_stopping
 
     eval_ds = Dataset.from_list(encode_pairs(tokenizer, dev, cfg).rows) if dev is not None else None
     patience = cfg.training.early_stopping_patience if eval_ds is not None else 0
-    callbacks = [*early_stopping(patience), CheckpointRecord(job.parts)]
-    return Seq2SeqTrainer(model=model, args=seq2seq_args(cfg, job.out_dir, device, eval_ds is not None),
-                          train_dataset=Dataset.from_list(train_rows), eval_dataset=eval_ds, processing_class=tokenizer,
-                          data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100),
-                          compute_metrics=rouge_metrics(tokenizer, cfg.evaluation.tokenizer) if eval_ds else None,
-                          callbacks=callbacks)
+    callbacks = [*early_stopping(patience), *job.callbacks(cfg)]
+    trainer = Seq2SeqTrainer(model=model, args=seq2seq_args(cfg, job.out_dir, device, eval_ds is not None),
+                             train_dataset=Dataset.from_list(train_rows), eval_dataset=eval_ds,
+                             processing_class=tokenizer,
+                             data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100),
+                             compute_metrics=rouge_metrics(tokenizer, cfg.evaluation.tokenizer) if eval_ds else None,
+                             callbacks=callbacks)
+    if trainer.args.disable_tqdm:  # the Trainer then prints raw log dicts; src.train.progress logs lines instead
+        trainer.remove_callback(PrinterCallback)
+    return trainer
 
 
 def train_seq2seq(cfg: Config, model_path: str, train_df: pd.DataFrame, dev_df: Optional[pd.DataFrame],

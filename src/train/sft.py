@@ -22,7 +22,6 @@ from src.models.loading import compute_dtype, count_parameters, load_causal_mode
 from src.models.provenance import resolve_max_new_tokens
 from src.prompting.builder import PromptBuilder
 from src.prompting.fewshot import ShotSelector
-from src.train.checkpoints import CheckpointRecord
 from src.train.final import TrainJob, summary_lengths
 from src.train.options import Collation, collation, peft_config, sft_arguments
 
@@ -102,29 +101,20 @@ def parameter_counts(model: Any) -> tuple[int, int]:
     return count_parameters(model)
 
 
-class _BatchOfOneIsIntended(logging.Filter):
-    """Drops TRL's advice against one example per padding-free micro-batch: on CPU that is the fast choice."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """False for that one warning."""
-        return "per_device_train_batch_size of 1 with padding-free" not in record.getMessage()
-
-
-_QUIET_TRL = _BatchOfOneIsIntended()
-
-
 def build_trainer(cfg: Config, model: Any, tokenizer: Any, rows: list[dict], eval_rows: Optional[list[dict]],
                   out_dir: Path, device: str, dtype: Any, coll: Collation, callbacks: list[Any]) -> Any:
     """SFTTrainer composed from the mapped SFTConfig, the LoRA config and the callbacks."""
     from datasets import Dataset
+    from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
     args = SFTConfig(**sft_arguments(cfg, out_dir, device, dtype, eval_rows is not None, coll))
-    logging.getLogger("trl.trainer.sft_trainer").addFilter(_QUIET_TRL)
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                          eval_dataset=Dataset.from_list(eval_rows) if eval_rows is not None else None,
                          processing_class=tokenizer, peft_config=peft_config(cfg), callbacks=callbacks)
     align_adapter_dtype(trainer.model, cfg)
+    if args.disable_tqdm:  # the Trainer then prints raw log dicts; src.train.progress logs them as lines instead
+        trainer.remove_callback(PrinterCallback)
     for cb in callbacks:
         if hasattr(cb, "log_fn"):
             cb.log_fn = trainer.log
@@ -191,7 +181,7 @@ def train_causal(cfg: Config, model_path: str, train_df: pd.DataFrame, dev_df: O
     callbacks = rouge_callbacks(gen_cfg, dev_df, tokenizer, builder, selector, device)
     model = load_for_training(cfg, model_path, device, dtype)
     trainer = build_trainer(cfg, model, tokenizer, train_set.rows, eval_rows, job.out_dir, device, dtype, coll,
-                            [*callbacks, CheckpointRecord(job.parts)])
+                            [*callbacks, *job.callbacks(cfg)])
     trainable, total = parameter_counts(trainer.model)
     log.info("parameters: %s trainable of %s (%.2f%%), compute dtype %s, device %s; %s", f"{trainable:,}",
              f"{total:,}", 100 * trainable / max(total, 1), str(dtype).split(".")[-1], device,

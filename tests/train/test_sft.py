@@ -11,7 +11,8 @@ from src.config import load_config
 from src.errors import UserError
 from src.prompting.builder import PromptBuilder
 from src.prompting.fewshot import ShotSelector
-from src.train.sft import encode_frame, latest_checkpoint, preflight
+from src.train.final import TrainJob
+from src.train.sft import encode_frame, preflight
 
 
 def make_cfg(synthetic: dict, *overrides: str):
@@ -30,7 +31,7 @@ def test_qlora_4bit_trains_the_adapter_and_leaves_the_base(synthetic, tok, tmp_p
     import bitsandbytes as bnb
 
     from src.train.options import collation
-    from src.train.sft import build_trainer, load_for_training, save_final
+    from src.train.sft import build_trainer, load_for_training
 
     cfg = make_cfg(synthetic, "training.use_qlora=true", "training.max_steps=4", "training.learning_rate=1e-2",
                    "training.save_steps=100", "training.compute_dtype=float32")
@@ -51,8 +52,12 @@ def test_qlora_4bit_trains_the_adapter_and_leaves_the_base(synthetic, tok, tmp_p
     after = dict(trainer.model.named_parameters())
     assert any(not torch.equal(trainable[n], after[n].detach()) for n in trainable if "lora_B" in n)
     assert quantized and all(torch.equal(p.detach(), before) for p, before in quantized), "4-bit base weights never change"
-    final = save_final(trainer, tok, cfg, tmp_path)
-    assert (final / "adapter_model.safetensors").is_file() and (final / "pipeline_config.yaml").is_file()
+    final = tmp_path / "final_checkpoint"
+    trainer.save_model(str(final))
+    TrainJob(tmp_path, False, {"seed": cfg.seed}).finalize(final, cfg, tok, [tok.decode(rows[0]["input_ids"])], None)
+    for name in ("adapter_model.safetensors", "pipeline_config.yaml", "pipeline_fingerprint.json",
+                 "pipeline_inference.json", "tokenizer_config.json"):
+        assert (final / name).is_file(), name
     assert hashlib.sha256(base_file.read_bytes()).hexdigest() == base_sha
 
 
@@ -160,21 +165,12 @@ def test_instruction_augmentation_renders_every_variant(synthetic, tok) -> None:
     assert all(v in t for v, t in zip(variants, texts))
 
 
-def test_latest_checkpoint_skips_one_killed_mid_save(tmp_path: Path) -> None:
-    for step, state in ((5, '{"global_step": 5}'), (10, '{"global_step": 10}'), (15, '{"global_')):
-        (tmp_path / f"checkpoint-{step}").mkdir()
-        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
-    (tmp_path / "checkpoint-20").mkdir()
-    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint-10"
-    assert latest_checkpoint(tmp_path / "missing") is None
-
-
 def test_merge_adapter_writes_weights_that_match_the_adapter(synthetic, tok, tmp_path: Path) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     from src.train.options import collation
-    from src.train.sft import build_trainer, load_for_training, merge_adapter, save_final
+    from src.train.sft import build_trainer, load_for_training, merge_adapter
 
     cfg = make_cfg(synthetic, "training.use_qlora=false", "training.max_steps=2", "training.learning_rate=1e-2",
                    "training.merge_adapter=true")
@@ -184,8 +180,10 @@ def test_merge_adapter_writes_weights_that_match_the_adapter(synthetic, tok, tmp
     trainer = build_trainer(cfg, model, tok, rows, None, tmp_path, "cpu", torch.float32,
                             collation(cfg.training, [len(r["input_ids"]) for r in rows], "cpu"), [])
     trainer.train()
-    final = save_final(trainer, tok, cfg, tmp_path)
-    merged_dir = merge_adapter(cfg, str(synthetic["model"]), final, tmp_path, tok, trainer)
+    final, job = tmp_path / "final_checkpoint", TrainJob(tmp_path, False, {"seed": cfg.seed})
+    trainer.save_model(str(final))
+    job.finalize(final, cfg, tok, [], None)
+    merged_dir = merge_adapter(cfg, str(synthetic["model"]), final, job, tok, trainer)
     assert merged_dir == tmp_path / "final_merged" and not (merged_dir / "adapter_config.json").exists()
     ids = torch.tensor([rows[0]["input_ids"]])
     merged = AutoModelForCausalLM.from_pretrained(merged_dir).eval()

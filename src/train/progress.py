@@ -1,0 +1,89 @@
+"""What a training run reports while it runs: loss lines in the log, a loss curve, and a stop on a broken loss.
+
+``TrainingLog`` turns the Trainer's log records into one ``pipeline.log`` line each (loss, learning
+rate, gradient norm; eval loss and ROUGE at evaluations) and, when training ends, writes
+``train_log.csv`` (every logged value) and ``train_curves.png`` into the run folder. ``FiniteLoss``
+stops training at the first logged loss that is NaN or infinite, with one line saying what to change,
+so a diverged run never reaches inference (whose fallbacks would hide it).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+from transformers import TrainerCallback
+
+from src.errors import UserError
+
+log = logging.getLogger(__name__)
+
+SHOWN = (("loss", "loss", "{:.4f}"), ("learning_rate", "lr", "{:.2e}"), ("grad_norm", "grad_norm", "{:.3f}"),
+         ("eval_loss", "eval_loss", "{:.4f}"), ("eval_rouge_final", "eval_rouge_final", "{:.2f}"))
+
+
+class FiniteLoss(TrainerCallback):
+    """Raise UserError when a logged training or eval loss is NaN or infinite."""
+
+    def __init__(self, learning_rate: float) -> None:
+        self.learning_rate = learning_rate
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Optional[dict] = None, **kwargs: Any) -> None:
+        """Check each logged loss."""
+        for key in ("loss", "eval_loss"):
+            value = (logs or {}).get(key)
+            if isinstance(value, (int, float)) and not math.isfinite(value):
+                raise UserError(f"training stopped at step {state.global_step}: the {key.replace('_', ' ')} became "
+                                f"{value}; lower training.learning_rate (now {self.learning_rate:g}), keep "
+                                "training.max_grad_norm > 0, or check the data for empty or huge rows")
+
+
+class TrainingLog(TrainerCallback):
+    """Loss lines in the pipeline log; ``train_log.csv`` and ``train_curves.png`` in ``report_dir`` at the end."""
+
+    def __init__(self, report_dir: Optional[Path]) -> None:
+        self.report_dir = report_dir
+        self.rows: list[dict[str, Any]] = []
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Optional[dict] = None, **kwargs: Any) -> None:
+        """One line per logged step (the main process only)."""
+        logs = logs or {}
+        shown = [f"{label} {fmt.format(logs[key])}" for key, label, fmt in SHOWN
+                 if isinstance(logs.get(key), (int, float))]
+        if not shown or not state.is_world_process_zero:
+            return
+        self.rows.append({"step": state.global_step, "epoch": logs.get("epoch", state.epoch),
+                          **{k: v for k, v in logs.items() if isinstance(v, (int, float))}})
+        log.info("train step %d/%d: %s", state.global_step, state.max_steps, ", ".join(shown))
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Write the logged values and the curves."""
+        if self.report_dir is None or not self.rows or not state.is_world_process_zero:
+            return
+        write_curves(self.rows, Path(self.report_dir))
+
+
+def write_curves(rows: list[dict[str, Any]], folder: Path) -> None:
+    """``train_log.csv`` and ``train_curves.png`` (training and eval loss by step; learning rate below)."""
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from src.utils.io import atomic_write, atomic_write_csv
+
+    df = pd.DataFrame(rows)
+    atomic_write_csv(folder / "train_log.csv", df)
+    fig = Figure(figsize=(7, 5), layout="constrained")
+    loss_ax, lr_ax = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    for key, label in (("loss", "training loss"), ("eval_loss", "eval loss")):
+        if key in df:
+            part = df.dropna(subset=[key])
+            loss_ax.plot(part["step"], part[key], marker="o" if key == "eval_loss" else None, label=label)
+    loss_ax.set_ylabel("loss")
+    loss_ax.legend()
+    if "learning_rate" in df:
+        part = df.dropna(subset=["learning_rate"])
+        lr_ax.plot(part["step"], part["learning_rate"], color="#55a868")
+    lr_ax.set_ylabel("learning rate")
+    lr_ax.set_xlabel("optimizer step")
+    atomic_write(folder / "train_curves.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))

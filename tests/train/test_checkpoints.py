@@ -1,0 +1,83 @@
+"""Which checkpoint --resume continues from: complete, same fingerprint; stale and broken ones set aside."""
+from __future__ import annotations
+
+import json
+import logging
+import struct
+from pathlib import Path
+
+from src.config import load_config
+from src.train.checkpoints import (ASIDE, FINGERPRINT_FILE, finish_from, finished, problem_with, record,
+                                   resume_checkpoint, training_parts)
+
+
+def safetensors_file(path: Path, n_floats: int = 4) -> None:
+    """A minimal valid safetensors file: header + data."""
+    header = json.dumps({"w": {"dtype": "F32", "shape": [n_floats], "data_offsets": [0, 4 * n_floats]}}).encode()
+    path.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * (4 * n_floats))
+
+
+def checkpoint(root: Path, step: int, parts: dict, max_steps: int = 10) -> Path:
+    folder = root / f"checkpoint-{step}"
+    folder.mkdir(parents=True)
+    safetensors_file(folder / "adapter_model.safetensors")
+    (folder / "optimizer.pt").write_bytes(b"x" * 100)
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": step, "epoch": step / max_steps,
+                                                           "log_history": [{"loss": 1.0}, {"loss": 0.5}]}))
+    record(folder, parts)
+    return folder
+
+
+PARTS = training_parts(load_config(None, [], debug_small=True), {"train": "aaaa", "dev": "bbbb"}, "/models/tiny")
+
+
+def test_the_newest_complete_matching_checkpoint_is_chosen(tmp_path: Path) -> None:
+    checkpoint(tmp_path, 5, PARTS)
+    newest = checkpoint(tmp_path, 8, PARTS)
+    assert resume_checkpoint(tmp_path, PARTS) == newest
+    assert problem_with(newest) is None
+
+
+def test_a_truncated_adapter_or_optimizer_falls_back_to_the_previous_checkpoint(tmp_path: Path, caplog) -> None:
+    previous = checkpoint(tmp_path, 5, PARTS)
+    broken = checkpoint(tmp_path, 8, PARTS)
+    with (broken / "optimizer.pt").open("r+b") as fh:
+        fh.truncate(10)
+    with caplog.at_level(logging.WARNING):
+        assert resume_checkpoint(tmp_path, PARTS) == previous
+    assert "checkpoint-8 is incomplete (optimizer.pt is truncated)" in caplog.text
+    assert not broken.exists() and len(list((tmp_path / ASIDE).glob("checkpoint-8.broken-*"))) == 1
+    again = checkpoint(tmp_path, 9, PARTS)
+    payload = again / "adapter_model.safetensors"
+    payload.write_bytes(payload.read_bytes()[:-3])  # the weights cut short: recorded size no longer matches
+    assert resume_checkpoint(tmp_path, PARTS) == previous, "a later --resume does not hit the broken one again"
+
+
+def test_a_checkpoint_of_other_settings_is_set_aside_not_deleted(tmp_path: Path, caplog) -> None:
+    old = checkpoint(tmp_path, 10, PARTS)
+    changed = {**PARTS, "training": {**PARTS["training"], "learning_rate": 1.0}}
+    with caplog.at_level(logging.INFO):
+        assert resume_checkpoint(tmp_path, changed) is None
+    assert "training.learning_rate changed" in caplog.text
+    kept = list((tmp_path / ASIDE).glob("checkpoint-10.stale-*"))
+    assert not old.exists() and len(kept) == 1 and (kept[0] / FINGERPRINT_FILE).is_file()
+
+
+def test_data_and_prompt_changes_change_the_fingerprint(tmp_path: Path) -> None:
+    checkpoint(tmp_path, 4, PARTS)
+    other_data = {**PARTS, "data": {"train": "cccc", "dev": "bbbb"}}
+    assert resume_checkpoint(tmp_path, other_data) is None
+    checkpoint(tmp_path, 4, PARTS)
+    fewshot = training_parts(load_config(None, ["prompt.num_fewshot=0"], debug_small=True),
+                             {"train": "aaaa", "dev": "bbbb"}, "/models/tiny")
+    assert resume_checkpoint(tmp_path, fewshot) is None
+
+
+def test_a_finished_checkpoint_becomes_the_final_one_without_another_step(tmp_path: Path) -> None:
+    last = checkpoint(tmp_path, 10, PARTS)
+    assert finished(last, max_steps=10, num_epochs=3) and not finished(last, max_steps=20, num_epochs=3)
+    fields = finish_from(last, tmp_path / "final_checkpoint")
+    final = tmp_path / "final_checkpoint"
+    assert fields["global_step"] == 10 and fields["train_loss"] == 0.75
+    assert (final / "adapter_model.safetensors").is_file()
+    assert not (final / "optimizer.pt").exists() and not (final / "trainer_state.json").exists()
