@@ -114,7 +114,7 @@ def run_variant(cfg, tok, rows, out: Path, warmup: int) -> dict:
     """Train ``training.max_steps`` steps through the project's trainer; time the steps after warm-up."""
     import torch
 
-    from src.models.loading import compute_dtype, pick_device
+    from src.models.device import compute_dtype, pick_device
     from src.train.options import collation
     from src.train.sft import build_trainer, load_for_training, parameter_counts
 

@@ -140,6 +140,9 @@ def prepare_run(cfg: Config, run_name: Optional[str], resume: bool, selected: tu
         atomic_write_text(ctx.run_dir / SAVED_CONFIG, config_yaml(cfg))
         ctx.manifest.data["world_size"] = ctx.world_size
         ctx.manifest.save()
+    from src.utils.threads import apply_threads
+
+    apply_threads(cfg.model.cpu_threads)
     if any(s in selected for s in MODEL_STAGES):
         from src.models.loading import debug_texts, resolve_model
 

@@ -74,7 +74,7 @@ class ColumnMap:
     """Source column names read as fname, dialogue, summary and topic (a source that lacks the
     named column but has the canonical one uses the canonical one)."""
 
-    fname: str = opt("fname", "id column; generated as <split>-<source number>-<row> when the source has none")
+    fname: str = opt("fname", "id column (a source without it is an error unless data.generate_ids is true)")
     dialogue: str = opt("dialogue", "input text column (e.g. input, document)")
     summary: str = opt("summary", "target text column (e.g. output, summary1); not needed for test")
     topic: str = opt("topic", "optional topic column, kept when present")
@@ -112,10 +112,14 @@ class DataConfig:
     hub: HubSplits = sub(HubSplits)
     trust_remote_code: bool = opt(False, "let datasets run a hub dataset's loading script (datasets >= 4 ignores it)")
     columns: ColumnMap = sub(ColumnMap)
+    generate_ids: bool = opt(False, "give rows of a source without an id column the ids <split>-<source>-<row> "
+                                    "(false: such a source is an error naming data.columns.fname, since a "
+                                    "submission needs the real ids)")
     fraction: SplitFractions = sub(SplitFractions)
     max_rows: SplitRows = sub(SplitRows)
     min_dialogue_chars: int = opt(0, "training rows with a shorter dialogue are dropped (0: no limit)", ge=0)
-    max_dialogue_chars: int = opt(0, "training rows with a longer dialogue are dropped (0: no limit)", ge=0)
+    max_dialogue_chars: int = opt(20000, "longer dialogues are dropped from train and refused in dev and test (the "
+                                         "longest real one has ~2,300 characters; 0: no limit)", ge=0)
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,8 @@ class ModelConfig:
     torch_dtype: str = opt("auto", "weights dtype when not quantized", ("auto", "bfloat16", "float16", "float32"))
     device: str = opt("auto", "auto (cuda, then mps, then cpu), cuda, mps or cpu", ("auto", "cuda", "mps", "cpu"))
     attn_implementation: Optional[str] = opt(None, "eager, sdpa or flash_attention_2; None lets transformers pick")
+    cpu_threads: Union[int, str] = opt("auto", "torch and Kiwi threads: auto (the cores this process may use minus "
+                                               "the load other processes put on them, at least 1) or a number", ge=1)
     special_tokens: tuple[str, ...] = opt(
         ("#Person1#", "#Person2#", "#Person3#", "#Person4#", "#Person5#", "#Person6#", "#Person7#"),
         "tokens added to a seq2seq tokenizer (speaker tags and masks)",

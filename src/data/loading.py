@@ -13,6 +13,7 @@ from typing import Optional
 
 import pandas as pd
 
+from src.data.csvfile import read_csv_strict
 from src.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def read_table(path: Path) -> pd.DataFrame:
         text = _decode(path)
         if suffix in (".jsonl", ".json"):
             return as_text(pd.read_json(io.StringIO(text), lines=suffix == ".jsonl", dtype=False))
-        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+        return read_csv_strict(path, text)
     except UserError:
         raise
     except (ValueError, OSError, pd.errors.ParserError) as exc:
@@ -67,8 +68,8 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def check_frame(df: pd.DataFrame, path: Path | str, role: str, first_row: int = 2,
-                names: Optional[dict[str, str]] = None) -> list[str]:
-    """Problems with one split: required columns, unique fnames, non-empty text.
+                names: Optional[dict[str, str]] = None, max_chars: int = 0) -> list[str]:
+    """Problems with one split: required columns, unique fnames, non-empty text, dialogues within ``max_chars``.
 
     Rows are numbered from ``first_row`` (2 for CSV, whose line 1 is the header; 1 for records).
     ``names`` gives the source column behind a canonical one, so a mapped column is reported
@@ -96,7 +97,18 @@ def check_frame(df: pd.DataFrame, path: Path | str, role: str, first_row: int = 
                             "is empty; fill it or drop the row")
         if empty.sum() > MAX_LISTED:
             problems.append(f"{path}: ... {int(empty.sum()) - MAX_LISTED} more rows with an empty {names.get(col, col)}")
-    return problems
+    return problems + _too_long(df, path, first_row, fnames, names.get("dialogue", "dialogue"), max_chars)
+
+
+def _too_long(df: pd.DataFrame, path: Path | str, first_row: int, fnames: pd.Series, column: str,
+              max_chars: int) -> list[str]:
+    """Dialogues over ``data.max_dialogue_chars``: in dev or test a row cannot be dropped, so it is an error."""
+    if not max_chars:
+        return []
+    lengths = df["dialogue"].fillna("").astype(str).str.len().reset_index(drop=True)
+    return [f"{path}: row {i + first_row} (fname {fnames[i]}): column {column} has {lengths[i]:,} characters, more "
+            f"than data.max_dialogue_chars={max_chars:,}; check the row (a broken export?) or raise that key"
+            for i in lengths.index[lengths > max_chars][:MAX_LISTED]]
 
 
 def load_split(path: Path, role: str) -> pd.DataFrame:

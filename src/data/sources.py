@@ -91,7 +91,8 @@ def resolve_sources(cfg: Config, split: str) -> tuple[list[Source], list[str]]:
 
 
 def map_columns(df: pd.DataFrame, columns: ColumnMap, role: str, where: Any, first_row: int,
-                fname_prefix: str, start: int = 0) -> tuple[pd.DataFrame, list[str]]:
+                fname_prefix: str, start: int = 0, max_chars: int = 0,
+                generate_ids: bool = True) -> tuple[pd.DataFrame, list[str]]:
     """Rename the source's columns to fname/dialogue/summary/topic and check them like a CSV split.
 
     A source without an id column gets ``<fname_prefix><row>`` (rows counted from ``start``).
@@ -105,6 +106,8 @@ def map_columns(df: pd.DataFrame, columns: ColumnMap, role: str, where: Any, fir
             names[canon] = canon
         elif canon in REQUIRED[role][1:]:
             missing.append(f"{wanted} (data.columns.{canon})")
+    if "fname" not in names and not generate_ids:
+        missing.insert(0, f"{columns.fname} (data.columns.fname; or set data.generate_ids=true to number the rows)")
     if missing:
         return df, [f"{where}: missing column(s) {', '.join(missing)} (the {role} split needs "
                     f"{', '.join(REQUIRED[role][1:])}; found {', '.join(map(str, df.columns))}); "
@@ -112,9 +115,14 @@ def map_columns(df: pd.DataFrame, columns: ColumnMap, role: str, where: Any, fir
     out = pd.DataFrame({canon: df[col].to_numpy() for canon, col in names.items()})
     if "fname" not in names:
         out.insert(0, "fname", [f"{fname_prefix}{start + i}" for i in range(len(out))])
-    problems = check_frame(out, where, role, first_row, names)
+    problems = check_frame(out, where, role, first_row, names, max_chars)
     out["fname"] = out["fname"].astype(str).str.strip()
     return out, problems
+
+
+def _held_out_cap(cfg: Config, split: str) -> int:
+    """The dialogue length refused in dev and test (training rows over it are dropped instead)."""
+    return cfg.data.max_dialogue_chars if split != "train" else 0
 
 
 def _prefix(src: Source) -> str:
@@ -129,7 +137,8 @@ def _read_files(src: Source, cfg: Config) -> tuple[Optional[pd.DataFrame], list[
         except UserError as exc:
             problems += exc.problems
             continue
-        df, found = map_columns(raw, cfg.data.columns, src.split, path, first_row_number(path), _prefix(src), start)
+        df, found = map_columns(raw, cfg.data.columns, src.split, path, first_row_number(path), _prefix(src), start,
+                                _held_out_cap(cfg, src.split), cfg.data.generate_ids)
         problems += found
         frames.append(df)
         start += len(raw)
@@ -220,7 +229,8 @@ def read_source(src: Source, cfg: Config) -> tuple[Optional[pd.DataFrame], list[
         df, problems = _read_files(src, cfg)
     else:
         where = f"{src.key} ({src.hub.path})"
-        df, problems = map_columns(load_hub(src, cfg), cfg.data.columns, src.split, where, 1, _prefix(src))
+        df, problems = map_columns(load_hub(src, cfg), cfg.data.columns, src.split, where, 1, _prefix(src),
+                                   max_chars=_held_out_cap(cfg, src.split), generate_ids=cfg.data.generate_ids)
     if problems or df is None:
         return None, problems
     df["source"] = src.label
@@ -235,7 +245,8 @@ def duplicates_across(frames: list[pd.DataFrame], split: str) -> list[str]:
     for name, where in list(dup.groupby("fname", sort=False)["source"].agg(lambda s: list(dict.fromkeys(s))).items()):
         places = " and ".join(where) if len(where) > 1 else f"more than once in {where[0]}"
         lines.append(f"data.{split}: fname {name} appears in {places}; ids must be unique across the {split} "
-                     "sources (rename them, or map data.columns.fname to a column that is absent to generate ids)")
+                     "sources (rename them, or set data.generate_ids=true with data.columns.fname naming a column "
+                     "the files lack)")
     more = [f"data.{split}: ... {len(lines) - MAX_LISTED} more duplicate fnames"] if len(lines) > MAX_LISTED else []
     return lines[:MAX_LISTED] + more
 
@@ -340,7 +351,8 @@ def is_plain(cfg: Config, split: str) -> bool:
     one_csv = len(entries) == 1 and entries[0].lower().endswith(".csv") and not any(c in entries[0] for c in GLOB_CHARS)
     untouched = (getattr(d.hub, split).path is None and d.columns == ColumnMap()
                  and getattr(d.fraction, split) >= 1 and getattr(d.max_rows, split) is None)
-    unfiltered = split != "train" or (not d.min_dialogue_chars and not d.max_dialogue_chars
+    # the length cap is a sanity limit: it only drops rows nobody has on purpose (see data.max_dialogue_chars)
+    unfiltered = split != "train" or (not d.min_dialogue_chars
                                       and all(w == 1 for w in d.train_weights))
     return one_csv and untouched and unfiltered
 

@@ -9,6 +9,7 @@ from typing import Optional, Union
 import pandas as pd
 
 from src.errors import UserError
+from src.utils.io import sheet_unsafe
 from src.evaluation.morphemes import TOKENIZERS
 from src.evaluation.report import write_report
 from src.evaluation.scoring import score_frames
@@ -37,7 +38,8 @@ def read_table(path: PathLike, label: str) -> pd.DataFrame:
     if problem:
         raise UserError(problem)
     try:
-        return pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
+        # report files (dev_predictions.csv) neutralise spreadsheet formulas with a leading ': undo that here
+        return pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False).map(sheet_unsafe)
     except UnicodeDecodeError as err:
         raise UserError(f"{label} file {path} is not UTF-8 text (byte {err.start}): re-save it as UTF-8 CSV") from None
     except pd.errors.EmptyDataError:

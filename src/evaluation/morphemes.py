@@ -8,13 +8,13 @@ so each stays one token and the particle after it is still analysed in context.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Any
 
 import pandas as pd
 
 from src.patterns import HASH_TOKEN
+from src.utils.threads import worker_threads
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,8 @@ def get_kiwi() -> Any:
         from kiwipiepy import Kiwi  # heavy import, only when morphemes are asked for
 
         started = time.perf_counter()
-        # Kiwi spreads a list of texts over its workers; more than 8 buys nothing here.
-        _kiwi = Kiwi(num_workers=min(os.cpu_count() or 1, 8))
+        # one worker per thread this process may use (src.utils.threads); more than 8 buys nothing here
+        _kiwi = Kiwi(num_workers=min(worker_threads(), 8))
         log.info("loaded Kiwi in %.1f s", time.perf_counter() - started)
     return _kiwi
 

@@ -10,7 +10,7 @@ from typing import Union
 import pandas as pd
 
 from src.errors import UserError
-from src.utils.io import atomic_write, atomic_write_text
+from src.utils.io import atomic_write, atomic_write_csv, atomic_write_text, sheet_safe
 
 WORST_SHOWN = 10
 EXCERPT_CHARS = 300  # enough of a dialogue to recall what it is about
@@ -33,7 +33,7 @@ def _write_histogram(path: Path, finals: pd.Series) -> None:
 
 
 def _cell(text: object, limit: int = 0) -> str:
-    text = "" if text is None or (isinstance(text, float) and pd.isna(text)) else str(text)
+    text = "" if text is None or (isinstance(text, float) and pd.isna(text)) else sheet_safe(str(text))
     if limit and len(text) > limit:
         text = text[:limit].rstrip() + " …"
     # A markdown table cell is one line and must not contain an unescaped pipe.
@@ -49,19 +49,40 @@ def _references_cell(row: pd.Series, columns: list[str]) -> str:
 def _worst_table(per_row: pd.DataFrame) -> list[str]:
     refs = [c for c in per_row.columns if re.fullmatch(r"reference\d*", str(c))]
     has_dialogue = "dialogue" in per_row.columns
-    header = ["fname", "final"] + (["dialogue (excerpt)"] if has_dialogue else []) + ["reference", "prediction"]
+    header = ["fname", "final", "R1", "R2", "RL"] + (["dialogue (excerpt)"] if has_dialogue else []) + [
+        "reference", "prediction"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in per_row.head(WORST_SHOWN).iterrows():
-        cells = [_cell(row["fname"]), f"{row['final']:.2f}"]
+        cells = [_cell(row["fname"]), f"{row['final']:.2f}"] + [f"{100 * row[k]:.1f}" for k in ("rouge1", "rouge2",
+                                                                                                "rougeL")]
         cells += [_cell(row["dialogue"], EXCERPT_CHARS)] if has_dialogue else []
         cells += [_references_cell(row, refs) if refs else "", _cell(row.get("prediction", ""))]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
+def _by_length(per_row: pd.DataFrame) -> list[str]:
+    """Mean scores by dialogue length (quartiles of characters): do long dialogues score worse?"""
+    if "dialogue" not in per_row.columns or len(per_row) < 8:
+        return []
+    chars = per_row["dialogue"].fillna("").astype(str).str.len()
+    bins = pd.qcut(chars, 4, duplicates="drop")
+    lines = ["## Score by dialogue length", "", "| dialogue characters | dialogues | final | R1 | R2 | RL |",
+             "|---|---|---|---|---|---|"]
+    for interval, group in per_row.groupby(bins, observed=True):
+        lines.append(f"| {int(interval.left) + 1}-{int(interval.right)} | {len(group)} | {group['final'].mean():.2f} | "
+                     + " | ".join(f"{100 * group[k].mean():.1f}" for k in ("rouge1", "rouge2", "rougeL")) + " |")
+    return lines + [""]
+
+
 def render_report(metrics: dict, per_row: pd.DataFrame, hist_name: str) -> str:
-    """The markdown report: metrics table, histogram link and the worst rows side by side."""
-    lines = ["# Evaluation report", "", "| metric | value |", "|---|---|"]
+    """The markdown report: title, metrics, histogram, scores by dialogue length, the worst rows side by side."""
+    source = metrics.get("predictions")
+    title = f"# Evaluation report: {_cell(Path(source).name)}" if source else "# Evaluation report"
+    scorer = f" ({metrics['tokenizer']} tokens)" if metrics.get("tokenizer") else ""
+    lines = [title, "", f"ROUGE F1 on {metrics.get('n', len(per_row))} dialogues{scorer}; final = 100 x the mean of "
+             "ROUGE-1, ROUGE-2 and ROUGE-L, each averaged over a dialogue's references.", "",
+             "| metric | value |", "|---|---|"]
     for key, label in (("rouge1", "ROUGE-1 F1"), ("rouge2", "ROUGE-2 F1"), ("rougeL", "ROUGE-L F1")):
         lines.append(f"| {label} | {metrics.get(key, float('nan')):.4f} |")
     lines.append(f"| final (100 x mean) | {metrics.get('final', float('nan')):.2f} |")
@@ -69,6 +90,7 @@ def render_report(metrics: dict, per_row: pd.DataFrame, hist_name: str) -> str:
     extras = {k: v for k, v in metrics.items() if k not in ("rouge1", "rouge2", "rougeL", "final", "n")}
     lines += [""] + [f"- {key}: `{value}`" for key, value in extras.items()]
     lines += ["", "## Per-row final scores", "", f"![histogram of per-row final scores]({hist_name})", ""]
+    lines += _by_length(per_row)
     lines += [f"## {min(WORST_SHOWN, len(per_row))} worst rows", ""] + _worst_table(per_row)
     return "\n".join(lines) + "\n"
 
@@ -85,7 +107,7 @@ def write_report(out_dir: Union[str, os.PathLike], metrics: dict, per_row: pd.Da
     if "final" in per_row.columns:
         per_row = per_row.sort_values("final", kind="mergesort").reset_index(drop=True)
     paths = {name: out / name for name in ("scores.csv", "metrics.json", "score_hist.png", "report.md")}
-    atomic_write(paths["scores.csv"], lambda tmp: per_row.to_csv(tmp, index=False, encoding="utf-8"))
+    atomic_write_csv(paths["scores.csv"], per_row, for_spreadsheets=True)
     atomic_write_text(paths["metrics.json"], json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
     _write_histogram(paths["score_hist.png"], per_row.get("final", pd.Series(dtype=float)))
     atomic_write_text(paths["report.md"], render_report(metrics, per_row, "score_hist.png"))

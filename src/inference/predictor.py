@@ -20,7 +20,8 @@ from src.inference.batching import (BatchCallback, GenerationStats, checked_sett
 from src.inference.engine import Engine, TransformersEngine
 from src.inference.postprocess import fallback_summary, postprocess
 from src.models.checkpoint import check_checkpoint, load_inference_model
-from src.models.loading import load_tokenizer, pick_device
+from src.models.device import pick_device
+from src.models.loading import load_tokenizer
 from src.models.provenance import read_inference_info, resolve_max_new_tokens
 from src.prompting.builder import PromptBuilder
 from src.prompting.fewshot import ShotSelector, ShotSource

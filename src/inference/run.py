@@ -107,7 +107,7 @@ def predict_splits(cfg: Config, inputs: dict[str, Optional[Path]], outputs: dict
         if split == "test":
             write_submission(pred, df, outputs[output])
         else:
-            atomic_write_csv(outputs[output], pred)
+            atomic_write_csv(outputs[output], pred, for_spreadsheets=True)  # read back by evaluate (sheet_unsafe)
         journals.append(journal)
     for j in journals:
         j.remove()

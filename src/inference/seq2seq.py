@@ -19,7 +19,7 @@ from src.inference.batching import (BatchCallback, GenerationStats, checked_sett
                                     predict_frame,
                                     run_batches)
 from src.inference.postprocess import fallback_summary, postprocess
-from src.models.loading import compute_dtype, pick_device
+from src.models.device import compute_dtype, pick_device
 from src.models.seq2seq import decode_summary, encode_source, generate_kwargs, generation_settings, load_seq2seq
 
 log = logging.getLogger(__name__)

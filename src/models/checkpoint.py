@@ -13,7 +13,8 @@ from typing import Any, Optional
 
 from src.config import Config
 from src.errors import UserError
-from src.models.loading import compute_dtype, load_causal_model
+from src.models.device import compute_dtype
+from src.models.loading import load_causal_model
 
 log = logging.getLogger(__name__)
 

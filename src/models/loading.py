@@ -8,6 +8,7 @@ from typing import Any, Callable, Optional
 
 from src.config import SPLITS, Config, resolve_path
 from src.errors import UserError
+from src.models.device import local_device
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def check_model_reachable(name: str, revision: Optional[str], token: Optional[st
         return None
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return (f"config key 'model.name' = {name!r}: not in the local Hugging Face cache and HF_HUB_OFFLINE is set; "
-                f"download it first (huggingface-cli download {name}) or point model.name at a local folder")
+                f"download it first (hf download {name}) or point model.name at a local folder")
     return _check_hub(name, revision, token)
 
 
@@ -88,33 +89,6 @@ def _check_hub(name: str, revision: Optional[str], token: Optional[str]) -> Opti
     except Exception as exc:  # network errors come in many classes; all mean "cannot reach"
         return (f"config key 'model.name' = {name!r}: the hub is unreachable ({type(exc).__name__}); check the network, "
                 "or download the model elsewhere and set model.name to its folder")
-
-
-def pick_device(requested: str) -> str:
-    """cuda, then mps, then cpu for 'auto'; a warning when an asked-for accelerator is absent."""
-    import torch
-
-    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if requested == "cuda" and not torch.cuda.is_available():
-        log.warning("model.device=cuda but no CUDA device is visible; using the CPU")
-        return "cpu"
-    if requested == "mps" and not has_mps:
-        log.warning("model.device=mps but MPS is not available; using the CPU")
-        return "cpu"
-    if requested != "auto":
-        return requested
-    return "cuda" if torch.cuda.is_available() else ("mps" if has_mps else "cpu")
-
-
-def compute_dtype(setting: str, device: str) -> Any:
-    """The one dtype for QLoRA compute and mixed precision: bf16 where supported, else fp16 (CUDA), fp32 (CPU)."""
-    import torch
-
-    if setting != "auto":
-        return getattr(torch, setting)
-    if device == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
 
 
 def load_tokenizer(path: str, cfg: Config, padding_side: str = "right") -> Any:
@@ -174,22 +148,28 @@ def quantization_config(cfg: Config, dtype: Any) -> Any:
                               bnb_4bit_use_double_quant=t.bnb_4bit_use_double_quant, bnb_4bit_compute_dtype=dtype)
 
 
-def load_causal_model(path: str, cfg: Config, device: str, dtype: Any, quantize: bool) -> Any:
-    """AutoModelForCausalLM on ``device``; 4-bit (QLoRA) when ``quantize``."""
-    from transformers import AutoModelForCausalLM
-
+def causal_load_kwargs(cfg: Config, device: str, dtype: Any, quantize: bool) -> dict[str, Any]:
+    """``from_pretrained`` arguments: 4-bit (QLoRA) on this process's device when ``quantize``, else a dtype."""
     qcfg = quantization_config(cfg, dtype) if quantize else None
     kwargs: dict[str, Any] = dict(revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code,
                                   token=os.environ.get("HF_TOKEN") or None)
     if cfg.model.attn_implementation:
         kwargs["attn_implementation"] = cfg.model.attn_implementation
     if qcfg is not None:
-        kwargs.update(quantization_config=qcfg, dtype=dtype, device_map={"": device})
+        # each process of a multi-GPU launch puts its quantized copy on its own GPU (LOCAL_RANK)
+        kwargs.update(quantization_config=qcfg, dtype=dtype, device_map={"": local_device(device)})
     else:
-        weights = dtype if cfg.model.torch_dtype == "auto" else getattr(__import__("torch"), cfg.model.torch_dtype)
-        kwargs.update(dtype=weights)
+        kwargs.update(dtype=dtype if cfg.model.torch_dtype == "auto" else getattr(__import__("torch"), cfg.model.torch_dtype))
+    return kwargs
+
+
+def load_causal_model(path: str, cfg: Config, device: str, dtype: Any, quantize: bool) -> Any:
+    """AutoModelForCausalLM on ``device``; 4-bit (QLoRA) when ``quantize``."""
+    from transformers import AutoModelForCausalLM
+
+    kwargs = causal_load_kwargs(cfg, device, dtype, quantize)
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    return model if qcfg is not None else model.to(device)  # type: ignore[arg-type]  # transformers' stub types
+    return model if "quantization_config" in kwargs else model.to(device)  # type: ignore[arg-type]
 
 
 def count_parameters(model: Any) -> tuple[int, int]:

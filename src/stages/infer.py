@@ -43,9 +43,11 @@ def config_parts(cfg: Config) -> dict[str, Any]:
 def check(ctx: RunContext) -> list[str]:
     """The generation backend is installed (what it cannot do with these settings is a config rule)."""
     from src.inference.vllm_engine import check_backend
+    from src.models.device import device_problems
 
     problem = check_backend(ctx.cfg)
-    return [problem] if problem else []
+    problems = [problem] if problem else []
+    return problems + ([] if "train" in ctx.selected else device_problems(ctx.cfg, training=False))
 
 
 def run(ctx: RunContext) -> dict[str, Any]:

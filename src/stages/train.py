@@ -49,13 +49,14 @@ def check(ctx: RunContext) -> list[str]:
     from src.models.loading import check_model_reachable
     from src.utils.secrets import get_secret
 
+    from src.models.device import device_problems
+
     cfg = ctx.cfg
     problem = check_model_reachable(cfg.model.name, cfg.model.revision, get_secret("HF_TOKEN"))
-    if problem:
-        return [problem]
-    if cfg.model.type != "causal":
-        return []
-    from src.models.loading import pick_device
+    problems = ([problem] if problem else []) + device_problems(cfg, training=True)
+    if problems or cfg.model.type != "causal":
+        return problems
+    from src.models.device import pick_device
     from src.train.options import check_trainer_options
 
     return check_trainer_options(cfg, pick_device(cfg.model.device)) + _prompt_problems(ctx)

@@ -15,7 +15,8 @@ import pandas as pd
 
 from src.config import Config
 from src.inference.postprocess import postprocess
-from src.models.loading import count_parameters, pick_device
+from src.models.device import pick_device
+from src.models.loading import count_parameters
 from src.models.seq2seq import (
     decode_summary,
     encode_source,

@@ -18,7 +18,8 @@ import pandas as pd
 
 from src.config import Config
 from src.errors import UserError
-from src.models.loading import compute_dtype, count_parameters, load_causal_model, load_tokenizer, pick_device
+from src.models.device import compute_dtype, pick_device
+from src.models.loading import count_parameters, load_causal_model, load_tokenizer
 from src.models.provenance import resolve_max_new_tokens
 from src.prompting.builder import PromptBuilder
 from src.prompting.fewshot import ShotSelector

@@ -94,9 +94,11 @@ def sheet_unsafe(text: str) -> str:
 
 def spreadsheet_safe(df: "pd.DataFrame") -> "pd.DataFrame":
     """A copy of ``df`` with every text cell passed through ``sheet_safe``."""
+    from pandas.api.types import is_object_dtype, is_string_dtype
+
     out = df.copy()
     for col in out.columns:
-        if out[col].dtype == object or str(out[col].dtype).startswith("string"):
+        if is_object_dtype(out[col]) or is_string_dtype(out[col]):
             out[col] = out[col].map(lambda v: sheet_safe(v) if isinstance(v, str) else v)
     return out
 

@@ -73,12 +73,23 @@ def test_mapped_columns_and_generated_ids(tmp_path: Path, en) -> None:
     jsonl(tmp_path / "alpaca.jsonl", alpaca(en["train"].head(3)))
     jsonl(tmp_path / "noid.jsonl", alpaca(en["train"].iloc[3:5]).drop(columns="id"))
     cfg = config(tmp_path, "data.train_file=[alpaca.jsonl,noid.jsonl]", "data.columns.fname=id",
-                 "data.columns.dialogue=input", "data.columns.summary=output")
+                 "data.columns.dialogue=input", "data.columns.summary=output", "data.generate_ids=true")
     frame = load_split_sources(cfg, "train").frame
     assert frame["fname"].tolist() == [*en["train"]["fname"][:3], "train-1-0", "train-1-1"]
     assert frame["dialogue"].tolist() == en["train"]["dialogue"][:5].tolist()
     assert frame["summary"].tolist() == en["train"]["summary"][:5].tolist()
     assert frame["source"].tolist() == ["alpaca.jsonl"] * 3 + ["noid.jsonl"] * 2
+
+
+def test_a_source_without_ids_is_an_error_unless_ids_are_asked_for(tmp_path: Path, en) -> None:
+    jsonl(tmp_path / "noid.jsonl", alpaca(en["train"].head(3)).drop(columns="id"))
+    cfg = config(tmp_path, "data.train_file=noid.jsonl", "data.columns.fname=id", "data.columns.dialogue=input",
+                 "data.columns.summary=output")
+    with pytest.raises(UserError) as err:
+        load_split_sources(cfg, "train")
+    (line,) = err.value.problems
+    assert line.startswith(f"{tmp_path / 'noid.jsonl'}: missing column(s) id (data.columns.fname; or set "
+                           "data.generate_ids=true")
 
 
 def test_canonical_source_beside_a_mapped_one(tmp_path: Path, en) -> None:
@@ -137,8 +148,8 @@ def test_ids_must_be_unique_across_sources(tmp_path: Path, en) -> None:
     with pytest.raises(UserError) as err:
         load_split_sources(config(tmp_path, "data.train_file=[a.jsonl,b.parquet]"), "train")
     assert err.value.problems == [f"data.train: fname {en['train']['fname'][1]} appears in a.jsonl and b.parquet; "
-                                  "ids must be unique across the train sources (rename them, or map "
-                                  "data.columns.fname to a column that is absent to generate ids)"]
+                                  "ids must be unique across the train sources (rename them, or set "
+                                  "data.generate_ids=true with data.columns.fname naming a column the files lack)"]
 
 
 # ---------------------------------------------------------------- weights, filters, sampling

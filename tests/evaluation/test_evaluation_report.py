@@ -70,3 +70,33 @@ def test_evaluate_files_names_missing_and_undecodable_files(tmp_path: Path) -> N
     (tmp_path / "ref.csv").write_text("fname,summary\nd0,x\n", encoding="utf-8")
     with pytest.raises(UserError, match="latin.csv is not UTF-8"):
         evaluate_files(tmp_path / "latin.csv", tmp_path / "ref.csv")
+
+
+def test_report_has_a_title_all_three_metrics_and_scores_by_length(tmp_path: Path) -> None:
+    pred, ref = small_frames()
+    pred.to_csv(tmp_path / "pred.csv", index=False)
+    ref.to_csv(tmp_path / "ref.csv", index=False)
+    evaluate_files(tmp_path / "pred.csv", tmp_path / "ref.csv", "whitespace", tmp_path / "out")
+    report = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert report.startswith("# Evaluation report: pred.csv\n") and "whitespace tokens" in report
+    assert "| fname | final | R1 | R2 | RL |" in report
+    assert "## Score by dialogue length" in report and "| dialogue characters | dialogues | final | R1 | R2 | RL |" in report
+
+
+def test_formulas_in_fnames_and_texts_are_neutralised_in_reports_but_scored_as_written(tmp_path: Path) -> None:
+    pred, ref = small_frames()
+    evil = '=HYPERLINK("http://x.example","click")'
+    ref.loc[0, "fname"] = pred.loc[0, "fname"] = evil
+    pred.loc[0, "summary"] = "전혀 관계없는 요약"  # the worst row, so the report lists it
+    pred.loc[1, "summary"] = "+" + pred.loc[1, "summary"]
+    from src.utils.io import atomic_write_csv
+
+    atomic_write_csv(tmp_path / "pred.csv", pred, for_spreadsheets=True)  # as the infer stage writes dev_predictions
+    ref.to_csv(tmp_path / "ref.csv", index=False)
+    metrics = evaluate_files(tmp_path / "pred.csv", tmp_path / "ref.csv", "whitespace", tmp_path / "out")
+    plain, _ = score_frames(pred, ref, tokenizer="whitespace")
+    assert metrics == plain, "neutralising is undone when the file is read back"
+    raw = (tmp_path / "out" / "scores.csv").read_text(encoding="utf-8")
+    assert "'=HYPERLINK" in raw and "\n=HYPERLINK" not in raw and ",=HYPERLINK" not in raw
+    report = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "| '=HYPERLINK" in report and "| =HYPERLINK" not in report

@@ -39,7 +39,8 @@ def test_every_argument_is_a_field_of_the_installed_sftconfig(tmp_path: Path) ->
 
 @pytest.mark.parametrize("setting, bf16, fp16", [("bfloat16", True, False), ("float16", False, True), ("float32", False, False)])
 def test_one_compute_dtype_for_qlora_and_mixed_precision(tmp_path: Path, setting: str, bf16: bool, fp16: bool) -> None:
-    from src.models.loading import compute_dtype, quantization_config
+    from src.models.device import compute_dtype
+    from src.models.loading import quantization_config
 
     cfg = cfg_with(f"training.compute_dtype={setting}")
     dtype = compute_dtype(cfg.training.compute_dtype, "cuda")
@@ -58,8 +59,16 @@ def test_eval_plan_defaults_and_fixes(caplog) -> None:
     odd = dataclasses.replace(t, eval_steps=15, save_steps=10)
     assert eval_arguments(odd, True)["eval_steps"] == 10 and "not a multiple" in caplog.text
     assert eval_arguments(dataclasses.replace(t, eval_steps=5, save_steps=10), True)["eval_steps"] == 5
-    with pytest.raises(UserError, match="training.eval_rouge_samples"):
-        eval_arguments(dataclasses.replace(t, metric_for_best_model="rouge_final"), True)
+    with pytest.raises(UserError, match="training.eval_rouge_samples"):  # a config rule, before anything runs
+        cfg_with("training.metric_for_best_model=rouge_final")
+
+
+@pytest.mark.parametrize("mode", ["training.packing=true", "training.padding_free=false"])
+def test_eval_rows_are_never_cut_by_the_training_row_length(mode: str) -> None:
+    """TRL cuts every row to max_length: it must cover the longest eval row, not only the longest training one."""
+    t = cfg_with(mode).training
+    assert collation(t, [200, 300], "cpu", eval_lengths=[150, 720]).max_length == 720
+    assert collation(t, [200, 800], "cpu", eval_lengths=[150, 720]).max_length == 800
 
 
 def test_unknown_extra_argument_names_the_key(tmp_path: Path) -> None:

@@ -1,0 +1,58 @@
+"""The one atomic writer: umask permissions, nothing half-written, spreadsheet-safe report cells."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from src.utils.io import (atomic_write_csv, atomic_write_text, follow_umask, sheet_safe, sheet_unsafe,
+                          spreadsheet_safe)
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_files_follow_the_umask(tmp_path: Path, umask_022) -> None:
+    atomic_write_text(tmp_path / "a.txt", "x")
+    atomic_write_csv(tmp_path / "b.csv", pd.DataFrame({"a": [1]}))
+    assert {oct(p.stat().st_mode & 0o777) for p in tmp_path.iterdir()} == {"0o644"}
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "keep.csv"
+    atomic_write_text(target, "old")
+
+    class Broken(pd.DataFrame):
+        def to_csv(self, *args, **kwargs):  # type: ignore[override]
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        atomic_write_csv(target, Broken({"a": [1]}))
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["keep.csv"]
+
+
+def test_owner_only_files_written_by_libraries_are_opened_up(tmp_path: Path, umask_022) -> None:
+    (tmp_path / "w.safetensors").write_bytes(b"x")
+    (tmp_path / "w.safetensors").chmod(0o600)
+    follow_umask(tmp_path)
+    assert oct((tmp_path / "w.safetensors").stat().st_mode & 0o777) == "0o644"
+
+
+@pytest.mark.parametrize("text", ['=HYPERLINK("http://x","y")', "+1", "-2", "@SUM(A1)", "\tx"])
+def test_formula_cells_are_neutralised_and_restored(text: str) -> None:
+    safe = sheet_safe(text)
+    assert safe == "'" + text and sheet_unsafe(safe) == text
+    assert sheet_safe("#Person1#이 말한다.") == "#Person1#이 말한다." == sheet_unsafe("#Person1#이 말한다.")
+
+
+def test_spreadsheet_safe_frames_touch_only_text(tmp_path: Path) -> None:
+    df = pd.DataFrame({"fname": ["=cmd|' /C calc'!A0", "dev_1"], "final": [1.5, -2.0]})
+    out = spreadsheet_safe(df)
+    assert out["fname"].tolist() == ["'=cmd|' /C calc'!A0", "dev_1"] and out["final"].tolist() == [1.5, -2.0]
+    assert df["fname"][0].startswith("="), "the input frame is not changed"
