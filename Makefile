@@ -2,6 +2,7 @@
 # make test      : create .venv, install with test extras, lint (ruff), type-check (mypy), run every test
 # make test-fast : the tests not marked slow or e2e (under 2 minutes on 2 cores)
 # make bench     : the CPU benchmarks (each prints its figure on the last line)
+# make clean     : remove the outputs of demo runs only (never other runs, never API journals)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -45,5 +46,5 @@ bench: setup-test
 	$(BIN)/python -m benchmarks.augment_throughput
 	$(BIN)/python -m benchmarks.scoring_speed
 
-clean:
-	rm -rf output/demo-* model/demo-* data/clean data/augmented
+clean: setup
+	$(BIN)/python -m scripts.clean_demo

@@ -9,7 +9,7 @@ from src.errors import UserError
 from src.pipeline import SKIP_FLAGS
 from src.pipeline import STAGE_NAMES as STAGES
 
-ALIASES = {"augmentation": "augment", "training": "train", "inference": "infer", "evaluation": "evaluate",
+ALIASES = {"augmentation": "augment", "training": "train", "tuning": "tune", "inference": "infer", "evaluation": "evaluate",
            "prediction": "infer", "predict": "infer", "eval": "evaluate"}
 VALUE_FLAGS = {"num_paraphrase": "augmentation.num_paraphrase", "num_speaker_swap": "augmentation.num_speaker_swap",
                "num_synthetic": "augmentation.num_synthetic"}

@@ -54,6 +54,7 @@ class RunContext:
     producers: Mapping[str, Producer] = field(default_factory=dict)  # stage name -> stage, set by src.pipeline
     lock: Optional[RunLock] = None  # held by the main process while the run writes its folders
     run_name_given: bool = True  # False when the run got a timestamp name (inference-only looks for a checkpoint)
+    explicit: frozenset[str] = frozenset()  # keys set on the command line (this and earlier invocations): they win
 
     def upstream(self, stage: str, key: str) -> Optional[Path]:
         """Path ``key`` written by ``stage``: planned if it runs now, else from the manifest, else its fallback."""

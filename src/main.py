@@ -36,7 +36,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             sys.stdout.write(config_yaml(cfg))
             return 0
         setup_logging(cfg.log_level)
-        ctx = prepare_run(cfg, run_name, args.resume, selected_stages(args), dry_run=args.dry_run)
+        explicit = frozenset([o.split("=", 1)[0].strip() for o in args.overrides] + list(flag_values(args)))
+        ctx = prepare_run(cfg, run_name, args.resume, selected_stages(args), dry_run=args.dry_run, explicit=explicit)
         if args.dry_run:
             sys.stdout.write(describe_plan(ctx))
             return 0

@@ -22,7 +22,7 @@ from typing import Any, Optional, Protocol
 from src.config import Config
 from src.context import Producer, RunContext
 from src.errors import StageSkipped, UserError
-from src.stages import augment, evaluate, infer, merge, preprocess, train
+from src.stages import augment, evaluate, infer, merge, preprocess, train, tune
 from src.utils.io import fingerprint
 
 log = logging.getLogger(__name__)
@@ -51,11 +51,12 @@ class Stage(Producer, Protocol):
         ...
 
 
-STAGES: tuple[Stage, ...] = (preprocess, augment, merge, train, infer, evaluate)
+STAGES: tuple[Stage, ...] = (preprocess, augment, merge, train, tune, infer, evaluate)
 STAGE_NAMES: tuple[str, ...] = tuple(stage.name for stage in STAGES)
 BY_NAME: dict[str, Stage] = {stage.name: stage for stage in STAGES}
 SKIP_FLAGS: dict[str, str] = {"preprocess": "--skip-preprocess", "augment": "--skip-augmentation",
-                              "merge": "--skip-merge", "train": "--skip-training", "infer": "--skip-inference",
+                              "merge": "--skip-merge", "train": "--skip-training", "tune": "--skip-tune",
+                              "infer": "--skip-inference",
                               "evaluate": "--skip-evaluation"}
 
 

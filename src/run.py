@@ -118,11 +118,16 @@ def _has_outputs(run_dir: Path) -> bool:
 
 
 def prepare_run(cfg: Config, run_name: Optional[str], resume: bool, selected: tuple[str, ...],
-                dry_run: bool = False) -> RunContext:
-    """Check everything, then lock and create the run folder, log file, resolved config and manifest, and the model."""
+                dry_run: bool = False, explicit: frozenset[str] = frozenset()) -> RunContext:
+    """Check everything, then lock and create the run folder, log file, resolved config and manifest, and the model.
+
+    ``explicit`` holds the keys set on the command line; with those of earlier invocations of the run
+    (kept in the manifest) they win over what the tune stage chose.
+    """
     name = run_name or time.strftime("run-%Y%m%d-%H%M%S")
     ctx = make_context(cfg, name, resume, selected)
     ctx.run_name_given = run_name is not None
+    ctx.explicit = explicit | frozenset(ctx.manifest.data.get("cli_keys", []))
     if _has_outputs(ctx.run_dir) and not resume and ctx.is_main:
         raise UserError(f"run folder {ctx.run_dir} already exists; pass --resume to continue it, "
                         "or choose another --run-name")
@@ -139,6 +144,7 @@ def prepare_run(cfg: Config, run_name: Optional[str], resume: bool, selected: tu
     if ctx.is_main:
         atomic_write_text(ctx.run_dir / SAVED_CONFIG, config_yaml(cfg))
         ctx.manifest.data["world_size"] = ctx.world_size
+        ctx.manifest.data["cli_keys"] = sorted(ctx.explicit)
         ctx.manifest.save()
     from src.utils.threads import apply_threads
 

@@ -1,6 +1,8 @@
 """Data-parallel training with two CPU processes (gloo): only rank 0 writes, the manifest records world_size."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import subprocess
@@ -8,6 +10,8 @@ import sys
 from pathlib import Path
 
 from tests.conftest import REPO, free_port, run_cli, tmp_paths
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # full pipeline runs: make test, not make test-fast
 
 
 def test_two_process_cpu_training(tmp_path: Path) -> None:

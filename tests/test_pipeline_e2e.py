@@ -10,7 +10,9 @@ import pytest
 
 from tests.conftest import REPO, run_cli, tmp_paths
 
-STAGES = ["preprocess", "augment", "merge", "train", "infer", "evaluate"]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # full pipeline runs: make test, not make test-fast
+
+STAGES = ["preprocess", "augment", "merge", "train", "tune", "infer", "evaluate"]
 
 
 def sha(path: Path) -> str:
@@ -41,6 +43,21 @@ def test_output_tree(debug_run: dict) -> None:
     assert list(model.glob("checkpoint-*")), "intermediate checkpoints are kept under model/<run>/"
     assert (root / "clean" / "r1" / "train.csv").is_file()
     assert (root / "augmented" / "r1" / "train_merged.csv").is_file()
+    for name in ("pipeline_fingerprint.json", "pipeline_inference.json", "tokenizer_config.json"):
+        assert (model / "final_checkpoint" / name).is_file(), name
+    assert (out / "train_curves.png").is_file() and (out / "train_log.csv").is_file()
+
+
+def test_the_log_shows_training_and_inference_and_stays_clean(debug_run: dict) -> None:
+    log = (debug_run["root"] / "output" / "r1" / "logs" / "pipeline.log").read_text(encoding="utf-8")
+    assert "train step 60/60: loss" in log and "eval_loss" in log
+    assert "infer submission: 12 of 12 dialogues (100%)" in log and "infer dev_predictions:" in log
+    assert "\r" not in log and "\x1b[" not in log
+
+
+def test_no_warning_noise_on_the_console(debug_run: dict) -> None:
+    for noise in ("is_gradient_checkpointing", "pip install kernels", "per_device_train_batch_size of 1 with"):
+        assert noise not in debug_run["stderr"], noise
 
 
 def test_manifest_records_every_stage(debug_run: dict) -> None:
@@ -130,3 +147,28 @@ def test_new_run_from_other_checkpoint(debug_run: dict) -> None:
     assert (root / "output" / "r2" / "metrics.json").is_file()
     m = manifest(root, "r2")
     assert m["stages"]["train"]["status"] == "skipped" and m["stages"]["infer"]["status"] == "done"
+    first = json.loads((root / "output" / "r1" / "metrics.json").read_text())
+    again = json.loads((root / "output" / "r2" / "metrics.json").read_text())
+    assert again["final"] == pytest.approx(first["final"]), "the checkpoint's prompt settings and pool reproduce it"
+
+
+def test_inference_only_without_a_run_name_finds_the_trained_checkpoint(debug_run: dict) -> None:
+    root = debug_run["root"]
+    res = run_cli(["--debug-small", "--skip-augmentation", "--skip-training", *tmp_paths(root)])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"inference model: {root / 'model' / 'r1' / 'final_checkpoint'}" in res.stderr
+
+
+def test_resume_after_a_config_change_trains_again_from_the_start(tmp_path: Path) -> None:
+    args = ["--debug-small", "--run-name", "lr", "--stages", "preprocess,merge,train", "training.max_steps=6",
+            "training.save_steps=3", *tmp_paths(tmp_path)]
+    assert run_cli(args).returncode == 0
+    adapter = tmp_path / "model" / "lr" / "final_checkpoint" / "adapter_model.safetensors"
+    before = sha(adapter)
+    res = run_cli([*args, "--resume", "training.learning_rate=3e-3"])
+    assert res.returncode == 0, res.stderr[-3000:]
+    train = manifest(tmp_path, "lr")["stages"]["train"]
+    assert train["resumed_from"] is None and train["global_step"] == 6
+    assert "trained under other settings (training.learning_rate changed)" in res.stderr
+    assert sha(adapter) != before
+    assert list((tmp_path / "model" / "lr" / "set_aside").glob("checkpoint-6.stale-*")), "moved aside, not deleted"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from src.config.schema import SPLITS, Config
+from src.config.schema import BLOCKABLE_SCRIPTS, SPLITS, Config
 from src.errors import UserError
 
 ROUGE_METRICS = ("rouge_final", "rouge1", "rouge2", "rougeL")
@@ -34,6 +34,10 @@ def training_problems(cfg: Config) -> list[str]:
 def inference_problems(cfg: Config) -> list[str]:
     """Sampling settings, and what the vLLM backend cannot do."""
     inf, problems = cfg.inference, []
+    unknown = [s for s in inf.block_scripts if s not in BLOCKABLE_SCRIPTS]
+    if unknown:
+        problems.append(f"config key 'inference.block_scripts' = {list(inf.block_scripts)}: unknown script(s) "
+                        f"{', '.join(unknown)}; choose from {', '.join(BLOCKABLE_SCRIPTS)} (or [] for none)")
     if inf.backend == "vllm":
         if cfg.model.type != "causal":
             problems.append("config key 'inference.backend' = 'vllm' serves causal models only; "

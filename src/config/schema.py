@@ -10,7 +10,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
 DEBUG_OVERLAY = REPO_ROOT / "configs" / "debug_small.yaml"
 AUTO = "auto"  # a value some keys take instead of a number: derive it from the data
-SPLITS = ("train", "dev", "test")  # the data splits, each with data.<split>_file and data.hub.<split>
+SPLITS = ("train", "dev", "test")
+BLOCKABLE_SCRIPTS = ("han", "kana", "cyrillic")  # inference.block_scripts (src.inference.constraints)  # the data splits, each with data.<split>_file and data.hub.<split>
 
 
 def opt(default: Any, help: str, choices: Optional[tuple] = None, *, ge: Optional[float] = None,
@@ -316,7 +317,32 @@ class InferenceConfig:
     merge_lora: bool = opt(True, "fold the adapter into an unquantized base before generating (faster)")
     vllm_gpu_memory_utilization: float = opt(0.9, "share of GPU memory vLLM may take (weights + KV cache)", gt=0, le=1)
     empty_fallback: str = opt("first_turn", "what replaces an empty output", ("first_turn", "placeholder"))
+    cut_unfinished: bool = opt(True, "drop a last sentence without a full stop after complete ones (the length cap "
+                                     "cut it; every reference ends its sentences with '.')")
+    block_scripts: tuple[str, ...] = opt(("han", "kana", "cyrillic"), "scripts generation may not use (no reference "
+                                         "has them), as bad_words_ids: any of han, kana, cyrillic; [] for none")
     predict_dev: bool = opt(True, "also predict the dev set (scored by the evaluate stage)")
+
+
+TUNE_SPACE = {"num_beams": [1, 4], "length_penalty": [0.8, 1.0, 1.3], "repetition_penalty": [1.0, 1.15],
+              "no_repeat_ngram_size": [0, 6]}
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """The tune stage: generation settings searched on a tuning part of dev the reported dev score never sees."""
+
+    rows: int = opt(100, "dev rows set aside for tuning (the evaluate stage scores the other rows)", ge=2)
+    budget: int = opt(800, "generated dialogues the whole search may cost", ge=2)
+    search: str = opt("grid", "grid (every combination of tune.space) or random (tune.trials of them)",
+                      ("grid", "random"))
+    trials: int = opt(16, "settings drawn when tune.search=random", ge=1)
+    space: dict = opt(TUNE_SPACE, "values to try per key: inference.* generation keys (num_beams, length_penalty, "
+                                  "repetition_penalty, no_repeat_ngram_size, max_new_tokens, temperature, ...) and "
+                                  "instruction (an index into prompt.instruction_variants)")
+    keep: float = opt(0.5, "share of settings kept after each round of successive halving (rows double each round)",
+                      gt=0, lt=1)
+    min_rows: int = opt(10, "tuning rows every setting is scored on in the first round", ge=1)
 
 
 @dataclass(frozen=True)
@@ -355,5 +381,6 @@ class Config:
     merge: MergeConfig = sub(MergeConfig)
     training: TrainingConfig = sub(TrainingConfig)
     inference: InferenceConfig = sub(InferenceConfig)
+    tune: TuneConfig = sub(TuneConfig)
     evaluation: EvaluationConfig = sub(EvaluationConfig)
     seq2seq: Seq2SeqConfig = sub(Seq2SeqConfig)

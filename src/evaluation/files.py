@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Optional, Union
+from typing import Collection, Optional, Union
 
 import pandas as pd
 
@@ -50,11 +50,13 @@ def read_table(path: PathLike, label: str) -> pd.DataFrame:
 
 
 def evaluate_files(
-    pred_path: PathLike, ref_path: PathLike, tokenizer: str = "kiwi", out_dir: Optional[PathLike] = None
+    pred_path: PathLike, ref_path: PathLike, tokenizer: str = "kiwi", out_dir: Optional[PathLike] = None,
+    exclude: Collection[str] = (),
 ) -> dict:
     """Score ``pred_path`` (fname,summary) against ``ref_path``, matched by fname.
 
-    With ``out_dir``, also writes scores.csv, metrics.json, report.md and score_hist.png there.
+    ``exclude`` names fnames left out of both (the tune stage's tuning rows). With ``out_dir``,
+    also writes scores.csv, metrics.json, report.md and score_hist.png there.
     Returns ``{"rouge1", "rouge2", "rougeL", "final", "n"}``.
     """
     problems = [_missing_file(Path(p), label) for p, label in ((pred_path, "predictions"), (ref_path, "references"))]
@@ -64,10 +66,13 @@ def evaluate_files(
         raise UserError(*[p for p in problems if p])
     pred = read_table(pred_path, "predictions")
     ref = read_table(ref_path, "references")
+    if exclude:
+        pred, ref = (df[~df["fname"].str.strip().isin(set(exclude))] for df in (pred, ref))
     metrics, per_row = score_frames(pred, ref, tokenizer, pred_name=str(pred_path), ref_name=str(ref_path))
     log.info("scored %d dialogue(s) with %s tokens: final %.4f", metrics["n"], tokenizer, metrics["final"])
     if out_dir is not None:
-        provenance = {"tokenizer": tokenizer, "predictions": str(pred_path), "references": str(ref_path)}
+        provenance = {"tokenizer": tokenizer, "predictions": str(pred_path), "references": str(ref_path),
+                      **({"excluded_tuning_rows": len(set(exclude))} if exclude else {})}
         written = write_report(out_dir, {**metrics, **provenance}, per_row)
         log.info("wrote %s", ", ".join(written.values()))
     return metrics

@@ -7,7 +7,7 @@ batching and decoding, so both engines see exactly the prompts training used.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol, Sequence
 
 from src.config import InferenceConfig
@@ -43,6 +43,7 @@ class TransformersEngine:
     pad_id: int
     device: str
     chunk_size: int = 0
+    bad_words: list[list[int]] = field(default_factory=list)  # inference.block_scripts (src.inference.constraints)
 
     def generate(self, batch: list[list[int]], gen: InferenceConfig, stop_ids: list[int]) -> list[tuple[list[int], bool]]:
         """New ids per prompt; on CUDA out-of-memory the batch is halved (greedy outputs do not change)."""
@@ -67,11 +68,13 @@ class TransformersEngine:
         ids = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in batch], device=self.device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=self.device)
         with torch.inference_mode():
-            out = self.model.generate(input_ids=ids, attention_mask=mask, **generate_kwargs(gen, stop_ids, self.pad_id))
+            out = self.model.generate(input_ids=ids, attention_mask=mask,
+                                      **generate_kwargs(gen, stop_ids, self.pad_id, self.bad_words))
         return [cut_at_stop(row, stop_ids, self.pad_id) for row in out[:, width:].tolist()]
 
 
-def generate_kwargs(gen: InferenceConfig, stop_ids: list[int], pad_id: int) -> dict[str, Any]:
+def generate_kwargs(gen: InferenceConfig, stop_ids: list[int], pad_id: int,
+                    bad_words: Optional[list[list[int]]] = None) -> dict[str, Any]:
     """``generate()`` arguments from the inference settings (sampling knobs only when sampling)."""
     kw: dict[str, Any] = dict(max_new_tokens=gen.max_new_tokens, num_beams=gen.num_beams, do_sample=gen.do_sample,
                               eos_token_id=list(stop_ids), pad_token_id=pad_id,
@@ -80,6 +83,8 @@ def generate_kwargs(gen: InferenceConfig, stop_ids: list[int], pad_id: int) -> d
         kw["length_penalty"] = gen.length_penalty
     if gen.no_repeat_ngram_size:
         kw["no_repeat_ngram_size"] = gen.no_repeat_ngram_size
+    if bad_words:
+        kw["bad_words_ids"] = bad_words
     if gen.do_sample:
         kw.update(temperature=gen.temperature, top_p=gen.top_p, top_k=None)
     else:  # unset the model's own sampling defaults so greedy runs without warnings

@@ -17,6 +17,7 @@ import pandas as pd
 from src.config import Config, InferenceConfig
 from src.inference.batching import (BatchCallback, GenerationStats, checked_settings, length_batches, new_token_cap,
                                     predict_frame, run_batches)
+from src.inference.constraints import bad_words_ids
 from src.inference.engine import Engine, TransformersEngine
 from src.inference.postprocess import fallback_summary, postprocess
 from src.models.checkpoint import check_checkpoint, load_inference_model
@@ -45,7 +46,8 @@ class Predictor:
     def __post_init__(self) -> None:
         self.gen = resolve_max_new_tokens(self.gen, {})  # a number stays; auto without a checkpoint: the default
         if self.engine is None:
-            self.engine = TransformersEngine(self.model, self.tokenizer.pad_token_id, self.device)
+            self.engine = TransformersEngine(self.model, self.tokenizer.pad_token_id, self.device,
+                                             bad_words=bad_words_ids(self.tokenizer, self.gen.block_scripts))
 
     @property
     def backend(self) -> Engine:
@@ -127,7 +129,7 @@ class Predictor:
         if not stopped and len(ids) >= new_token_cap(gen):
             self.stats.hit_max_new_tokens += 1
             log.debug("%s: output reached inference.max_new_tokens=%d", fname, gen.max_new_tokens)
-        clean = postprocess(self.tokenizer.decode(ids, skip_special_tokens=True))
+        clean = postprocess(self.tokenizer.decode(ids, skip_special_tokens=True), gen.cut_unfinished)
         if not clean:
             self.stats.empty_outputs += 1
             clean = fallback_summary(dialogue, gen.empty_fallback)

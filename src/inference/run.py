@@ -90,11 +90,19 @@ def read_splits(cfg: Config, inputs: dict[str, Optional[Path]], outputs: dict[st
     return splits
 
 
-def predict_splits(cfg: Config, inputs: dict[str, Optional[Path]], outputs: dict[str, Path], run_dir: Path) -> dict[str, Any]:
-    """Predict dev (when asked and it has summaries) and test; return settings and throughput for the manifest."""
+def predict_splits(cfg: Config, inputs: dict[str, Optional[Path]], outputs: dict[str, Path], run_dir: Path,
+                   explicit: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Predict dev (when asked and it has summaries) and test; return settings and throughput for the manifest.
+
+    The prompt follows the checkpoint; the generation settings follow the tune stage's choice
+    (``inputs["tuned"]``) except keys set on the command line (``explicit``).
+    """
+    from src.inference.tuning_run import apply_tuned
+
     frames = read_splits(cfg, inputs, outputs)
     checkpoint = present(inputs, "checkpoint")
     cfg, pool_path = as_trained(cfg, checkpoint, inputs.get("train"))
+    cfg = apply_tuned(cfg, inputs.get("tuned"), explicit)
     inputs = {**inputs, "train": pool_path}
     pool = load_split(pool_path, "train") if pool_path is not None and cfg.prompt.num_fewshot else None
     predictor = load_predictor(cfg, checkpoint, pool)

@@ -18,6 +18,7 @@ from src.errors import UserError
 from src.inference.batching import (BatchCallback, GenerationStats, checked_settings, length_batches, new_token_cap,
                                     predict_frame,
                                     run_batches)
+from src.inference.constraints import bad_words_ids
 from src.inference.postprocess import fallback_summary, postprocess
 from src.models.device import compute_dtype, pick_device
 from src.models.seq2seq import decode_summary, encode_source, generate_kwargs, generation_settings, load_seq2seq
@@ -108,8 +109,10 @@ class Seq2SeqPredictor:
         ids = torch.tensor([p + [pad] * (width - len(p)) for p in batch], device=self.device)
         mask = torch.tensor([[1] * len(p) + [0] * (width - len(p)) for p in batch], device=self.device)
         with torch.inference_mode():
+            blocked = bad_words_ids(self.tokenizer, gen.block_scripts)
             out = self.model.generate(input_ids=ids, attention_mask=mask, pad_token_id=pad,
-                                      **generate_kwargs(gen, self.early_stopping))
+                                      **generate_kwargs(gen, self.early_stopping),
+                                      **({"bad_words_ids": blocked} if blocked else {}))
         texts = []
         for row in out[:, 1:].tolist():  # position 0 is the decoder start token
             cut = next((k for k, t in enumerate(row) if t == eos), None)
@@ -121,7 +124,7 @@ class Seq2SeqPredictor:
         return texts
 
     def _finish(self, text: str, dialogue: str, gen: InferenceConfig) -> str:
-        clean = postprocess(text)
+        clean = postprocess(text, gen.cut_unfinished)
         if not clean:
             self.stats.empty_outputs += 1
             clean = fallback_summary(dialogue, gen.empty_fallback)

@@ -28,7 +28,7 @@ def inputs(ctx: RunContext) -> dict[str, Optional[Path]]:
     """Dev predictions and the dev references: the dev rows as materialized from their sources (mapped,
     subsampled) but not cleaned, so scores are against the summaries as given."""
     return {"dev_predictions": ctx.upstream("infer", "dev_predictions"),
-            "dev": ctx.upstream("preprocess", "dev_references")}
+            "dev": ctx.upstream("preprocess", "dev_references"), "tuning_rows": ctx.upstream("tune", "rows")}
 
 
 def config_parts(cfg: Config) -> dict[str, Any]:
@@ -42,12 +42,16 @@ def check(ctx: RunContext) -> list[str]:
 
 
 def run(ctx: RunContext) -> dict[str, Any]:
-    """Score and write metrics.json, scores.csv, report.md and score_hist.png."""
+    """Score and write metrics.json, scores.csv, report.md and score_hist.png (never on the tuning rows)."""
     from src.evaluation import evaluate_files
+    from src.inference.tuning_run import excluded_rows
 
     ins = inputs(ctx)
+    excluded = excluded_rows(ins.get("tuning_rows"))
+    if excluded:
+        log.info("evaluate: the %d dev rows the tune stage searched on are left out of the dev score", len(excluded))
     metrics = evaluate_files(present(ins, "dev_predictions"), present(ins, "dev"), tokenizer=ctx.cfg.evaluation.tokenizer,
-                             out_dir=ctx.run_dir)
+                             out_dir=ctx.run_dir, exclude=excluded)
     log.info("dev ROUGE-1 %.4f ROUGE-2 %.4f ROUGE-L %.4f final %.2f (n=%d)", metrics["rouge1"], metrics["rouge2"],
              metrics["rougeL"], metrics["final"], metrics["n"])
     return {"metrics": metrics}

@@ -30,7 +30,8 @@ def fallback(ctx: RunContext) -> dict[str, Optional[Path]]:
 def inputs(ctx: RunContext) -> dict[str, Optional[Path]]:
     """The checkpoint, dev and test, and the training set (few-shot pool)."""
     return {"checkpoint": ctx.upstream("train", "checkpoint"), "dev": ctx.upstream("preprocess", "dev"),
-            "test": ctx.upstream("preprocess", "test"), "train": ctx.upstream("merge", "train")}
+            "test": ctx.upstream("preprocess", "test"), "train": ctx.upstream("merge", "train"),
+            "tuned": ctx.upstream("tune", "best")}
 
 
 def config_parts(cfg: Config) -> dict[str, Any]:
@@ -54,4 +55,4 @@ def run(ctx: RunContext) -> dict[str, Any]:
     """Predict dev and test; write predictions and the validated submission."""
     from src.inference.run import predict_splits
 
-    return predict_splits(ctx.cfg, inputs(ctx), outputs(ctx), ctx.run_dir)
+    return predict_splits(ctx.cfg, inputs(ctx), outputs(ctx), ctx.run_dir, ctx.explicit)

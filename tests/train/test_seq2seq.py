@@ -220,6 +220,6 @@ def test_debug_small_seq2seq_runs_every_stage(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr[-4000:]
     stages = json.loads((tmp_path / "output" / "s" / "manifest.json").read_text())["stages"]
     assert {name: s["status"] for name, s in stages.items()} == dict.fromkeys(
-        ("preprocess", "augment", "merge", "train", "infer", "evaluate"), "done")
+        ("preprocess", "augment", "merge", "train", "tune", "infer", "evaluate"), "done")
     assert (tmp_path / "model" / "debug" / "tiny-bart" / "config.json").is_file()
     assert (tmp_path / "output" / "s" / "submission.csv").is_file()

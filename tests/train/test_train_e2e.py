@@ -1,6 +1,8 @@
 """Training through ``python -m src.main``: the model learns a synthetic rule; SIGKILL then --resume finishes."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import signal
@@ -12,6 +14,8 @@ from pathlib import Path
 from tests.conftest import REPO, run_cli, tmp_paths
 from tests.train.synthetic import build_model, write_synthetic
 
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # full pipeline runs: make test, not make test-fast
+
 
 def stage(root: Path, run: str, name: str = "train") -> dict:
     return json.loads((root / "output" / run / "manifest.json").read_text())["stages"][name]
@@ -21,7 +25,7 @@ def test_tiny_model_learns_the_keyword_rule_through_train_infer_evaluate(tmp_pat
     """Template, labels, EOS and padding bugs all show up here as a low dev score."""
     frames = write_synthetic(tmp_path / "data")
     model = build_model(tmp_path / "tiny", frames, hidden=128)
-    res = run_cli(["--skip-augmentation", "--run-name", "learn", f"model.name={model}", "model.device=cpu",
+    res = run_cli(["--skip-augmentation", "--skip-tune", "--run-name", "learn", f"model.name={model}", "model.device=cpu",
                    f"paths.data_dir={tmp_path / 'data'}", "prompt.num_fewshot=0", "prompt.max_prompt_tokens=256",
                    "training.use_qlora=false", "training.use_lora=false", "training.max_steps=150",
                    "training.learning_rate=2e-3", "training.per_device_train_batch_size=8",

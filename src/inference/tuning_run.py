@@ -1,0 +1,169 @@
+"""The tune stage's work (``src.inference.tuning`` holds the search) and how infer and evaluate use its result."""
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+import yaml
+
+from src.config import Config, all_keys, coerce, section_problems
+from src.data.loading import load_split
+from src.inference.tuning import TUNABLE, Setting, Trial, candidates, search, setting_id
+from src.utils.io import atomic_write, atomic_write_csv, atomic_write_text
+from src.utils.journal import JsonlJournal
+
+log = logging.getLogger(__name__)
+
+
+def space_problems(cfg: Config) -> list[str]:
+    """``tune.space`` keys and values the search could not use, one line each."""
+    problems = []
+    for key, values in cfg.tune.space.items():
+        where = f"config key 'tune.space.{key}'"
+        if key not in TUNABLE:
+            problems.append(f"{where}: not a tunable key; use any of {', '.join(TUNABLE)}")
+        elif not isinstance(values, list) or not values:
+            problems.append(f"{where} = {values!r}: give a non-empty list of values, e.g. [1, 4]")
+        elif key == "instruction":
+            n = len(cfg.prompt.instruction_variants)
+            bad = [v for v in values if not isinstance(v, int) or not 0 <= v < n]
+            if bad or cfg.model.type != "causal":
+                problems.append(f"{where} = {values}: indices into prompt.instruction_variants (0..{n - 1}), "
+                                "causal models only")
+        else:
+            problems += _value_problems(cfg, key, values, where)
+    if len(candidates(cfg.tune, cfg.seed)) > 1 and cfg.tune.budget < cfg.tune.min_rows * 2:
+        problems.append(f"config key 'tune.budget' = {cfg.tune.budget}: too small to compare settings on "
+                        f"tune.min_rows={cfg.tune.min_rows} rows; raise it")
+    return problems
+
+
+def _value_problems(cfg: Config, key: str, values: list, where: str) -> list[str]:
+    """Each value coerced to the inference key's type and checked against its bounds."""
+    tp = all_keys()[f"inference.{key}"][0]
+    problems = []
+    for value in values:
+        try:
+            typed = coerce(key, value, tp)
+            problems += [f"{where}: {p.split(': ', 1)[1]}" for p in
+                         section_problems(replace(cfg.inference, **{key: typed}), "inference") if f".{key}'" in p]
+        except (ValueError, TypeError) as exc:
+            problems.append(f"{where}: value {value!r}: {exc}")
+    return problems
+
+
+def tuning_rows(dev: pd.DataFrame, n: int, seed: int) -> list[str]:
+    """The dev fnames set aside for tuning (seeded; at least one dev row is left for the reported score)."""
+    n = max(1, min(n, len(dev) - 1))
+    return dev["fname"].astype(str).sample(n=n, random_state=seed).tolist()
+
+
+def excluded_rows(path: Optional[Path]) -> set[str]:
+    """The tuning fnames the evaluate stage leaves out (none when tune did not run)."""
+    if path is None or not Path(path).is_file():
+        return set()
+    return set(pd.read_csv(path, dtype=str)["fname"])
+
+
+def apply_tuned(cfg: Config, best: Optional[Path], explicit: frozenset[str]) -> Config:
+    """``cfg`` with the tuned generation settings, except keys the user set on the command line."""
+    if best is None or not Path(best).is_file():
+        return cfg
+    chosen = yaml.safe_load(Path(best).read_text(encoding="utf-8")) or {}
+    inference = {k: v for k, v in (chosen.get("inference") or {}).items() if f"inference.{k}" not in explicit}
+    prompt = {k: v for k, v in (chosen.get("prompt") or {}).items() if f"prompt.{k}" not in explicit}
+    kept = sorted(k for k in (chosen.get("inference") or {}) if f"inference.{k}" in explicit)
+    log.info("generation settings from %s: %s%s", best, {**inference, **prompt},
+             f" (yours kept for {', '.join(kept)})" if kept else "")
+    return replace(cfg, inference=replace(cfg.inference, **inference), prompt=replace(cfg.prompt, **prompt))
+
+
+def _overrides(cfg: Config, setting: Setting) -> tuple[dict[str, Any], Optional[str]]:
+    """(inference overrides, instruction text or None) of a setting."""
+    inference = {k: v for k, v in setting.items() if k != "instruction"}
+    index = setting.get("instruction")
+    return inference, cfg.prompt.instruction_variants[index] if index is not None else None
+
+
+def _generator(cfg: Config, predictor: Any, dev: pd.DataFrame, journal: JsonlJournal) -> Any:
+    """generate(setting, fnames): journaled summaries, generating only the missing ones."""
+    from src.prompting.builder import PromptBuilder
+
+    records, _ = journal.read()
+    done = {(r["setting"], r["fname"]): r["summary"] for r in records if {"setting", "fname", "summary"} <= set(r)}
+    dialogue = dict(zip(dev["fname"].astype(str), dev["dialogue"].astype(str)))
+    builder = getattr(predictor, "builder", None)
+
+    def generate(setting: Setting, rows: list[str]) -> list[str]:
+        key = setting_id(setting)
+        todo = [f for f in rows if (key, f) not in done]
+        if todo:
+            overrides, instruction = _overrides(cfg, setting)
+            if instruction is not None:
+                predictor.builder = PromptBuilder(predictor.tokenizer, replace(cfg.prompt, instruction=instruction))
+            try:
+                summaries = predictor.predict_batch([dialogue[f] for f in todo], todo, **overrides)
+            finally:
+                if builder is not None:
+                    predictor.builder = builder
+            journal.append([{"setting": key, "fname": f, "summary": s} for f, s in zip(todo, summaries)])
+            done.update({(key, f): s for f, s in zip(todo, summaries)})
+        return [done[(key, f)] for f in rows]
+
+    return generate
+
+
+def tune_generation(cfg: Config, checkpoint: Path, dev_path: Path, pool_path: Optional[Path],
+                    outputs: dict[str, Path]) -> dict[str, Any]:
+    """Run the search and write tuning.csv, tuning.png, best_generation.yaml and tuning_rows.csv."""
+    from src.evaluation import score_texts
+    from src.inference.run import as_trained, load_predictor
+
+    dev = load_split(dev_path, "dev")
+    rows = tuning_rows(dev, cfg.tune.rows, cfg.seed)
+    atomic_write_csv(outputs["rows"], pd.DataFrame({"fname": rows}))
+    run_cfg, pool_file = as_trained(cfg, checkpoint, pool_path)
+    pool = load_split(pool_file, "train") if pool_file is not None and run_cfg.prompt.num_fewshot else None
+    predictor = load_predictor(run_cfg, checkpoint, pool)
+    refs = dict(zip(dev["fname"].astype(str), dev["summary"].astype(str)))
+
+    def score(summaries: list[str], fnames: list[str]) -> dict[str, float]:
+        m = score_texts(summaries, [[refs[f]] for f in fnames], tokenizer=cfg.evaluation.tokenizer)
+        return {k: m[k] for k in ("rouge1", "rouge2", "rougeL", "final")}
+
+    settings = candidates(cfg.tune, cfg.seed)
+    generate = _generator(run_cfg, predictor, dev, JsonlJournal(outputs["journal"]))
+    trials = search(settings, rows, cfg.tune, generate, score)
+    write_results(trials, run_cfg, outputs)
+    best = trials[0]
+    return {"best": best.setting, "best_final": best.scores.get("final"), "best_rows": best.rows,
+            "settings": len(settings), "tuning_rows": len(rows), "scorer": cfg.evaluation.tokenizer}
+
+
+def write_results(trials: list[Trial], cfg: Config, outputs: dict[str, Path]) -> None:
+    """tuning.csv (best first), tuning.png and best_generation.yaml."""
+    table = pd.DataFrame([t.row() for t in trials])
+    atomic_write_csv(outputs["tuning"], table)
+    overrides, instruction = _overrides(cfg, trials[0].setting)
+    best = {"inference": overrides, **({"prompt": {"instruction": instruction}} if instruction else {}),
+            "score": trials[0].scores, "rows": trials[0].rows, "scorer": cfg.evaluation.tokenizer}
+    atomic_write_text(outputs["best"], yaml.safe_dump(best, allow_unicode=True, sort_keys=False))
+    _plot(table, outputs["plot"])
+
+
+def _plot(table: pd.DataFrame, path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    scored = table.dropna(subset=["final"]) if "final" in table else table.iloc[0:0]
+    fig = Figure(figsize=(8, max(3, 0.3 * len(scored) + 1)), layout="constrained")
+    ax = fig.subplots()
+    labels = [", ".join(f"{c[6:]}={row[c]}" for c in table.columns if c.startswith("param_")) + f"  ({row['rows']} rows)"
+              for _, row in scored.iterrows()]
+    ax.barh(range(len(scored)), scored["final"] if len(scored) else [], color="#4c72b0")
+    ax.set_yticks(range(len(scored)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("final (100 x mean ROUGE-1/2/L) on the tuning rows")
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))

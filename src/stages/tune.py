@@ -1,0 +1,59 @@
+"""Tune stage: search generation settings on a tuning part of dev; infer then uses the best one.
+
+The tuning rows (``tune.rows`` of dev, drawn by seed) are written to ``tuning_rows.csv``; the
+evaluate stage scores the other dev rows only, so the reported dev score never saw the search.
+Outputs: ``tuning.csv`` (every setting: parameters, rows, ROUGE, seconds), ``tuning.png`` and
+``best_generation.yaml`` (what infer applies, except keys given on the command line).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+from src.config import Config
+from src.context import RunContext, present
+
+log = logging.getLogger(__name__)
+
+name = "tune"
+required: tuple[str, ...] = ("checkpoint", "dev")
+
+
+def outputs(ctx: RunContext) -> dict[str, Path]:
+    """The search table and plot, the chosen settings, the tuning rows, the journal of generated summaries."""
+    return {"tuning": ctx.run_dir / "tuning.csv", "plot": ctx.run_dir / "tuning.png",
+            "best": ctx.run_dir / "best_generation.yaml", "rows": ctx.run_dir / "tuning_rows.csv",
+            "journal": ctx.run_dir / "tuning.journal.jsonl"}
+
+
+def fallback(ctx: RunContext) -> dict[str, Optional[Path]]:
+    """No tuning: infer uses the config's generation settings and evaluate scores every dev row."""
+    return {}
+
+
+def inputs(ctx: RunContext) -> dict[str, Optional[Path]]:
+    """The checkpoint, dev (tuning rows and references) and the training set (few-shot pool)."""
+    return {"checkpoint": ctx.upstream("train", "checkpoint"), "dev": ctx.upstream("preprocess", "dev"),
+            "train": ctx.upstream("merge", "train")}
+
+
+def config_parts(cfg: Config) -> dict[str, Any]:
+    """Settings this stage depends on."""
+    return {"tune": cfg.tune, "inference": cfg.inference, "prompt": cfg.prompt, "model": cfg.model, "seed": cfg.seed,
+            "scorer": cfg.evaluation.tokenizer}
+
+
+def check(ctx: RunContext) -> list[str]:
+    """Every value of ``tune.space`` is a valid setting of its key."""
+    from src.inference.tuning_run import space_problems
+
+    return space_problems(ctx.cfg)
+
+
+def run(ctx: RunContext) -> dict[str, Any]:
+    """Search, write the four files, return the choice for the manifest."""
+    from src.inference.tuning_run import tune_generation
+
+    ins = inputs(ctx)
+    return tune_generation(ctx.cfg, present(ins, "checkpoint"), present(ins, "dev"), ins.get("train"), outputs(ctx))

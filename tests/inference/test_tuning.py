@@ -1,0 +1,74 @@
+"""The generation search: grid/random settings, successive halving within the budget, journaled generation."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from src.config import Config, TuneConfig, load_config
+from src.inference.tuning import candidates, rounds, search, setting_id
+from src.inference.tuning_run import apply_tuned, space_problems
+
+TUNE = TuneConfig(rows=40, budget=100, min_rows=5, keep=0.5,
+                  space={"num_beams": [1, 2, 4], "length_penalty": [0.8, 1.2]})
+
+
+def test_grid_and_random_settings() -> None:
+    grid = candidates(TUNE, seed=0)
+    assert len(grid) == 6 and {"num_beams": 4, "length_penalty": 0.8} in grid
+    drawn = candidates(replace(TUNE, search="random", trials=3), seed=0)
+    assert len(drawn) == 3 and all(d in grid for d in drawn)
+    assert drawn == candidates(replace(TUNE, search="random", trials=3), seed=0)
+    assert setting_id({"a": 1, "b": 2}) == setting_id({"b": 2, "a": 1})
+
+
+def test_rounds_halve_the_settings_double_the_rows_and_fit_the_budget() -> None:
+    plan = rounds(6, 40, TUNE)
+    assert plan == [(6, 5), (3, 10), (2, 20)]
+    assert sum(s * r for s, r in plan) <= TUNE.budget
+    assert rounds(1, 40, TUNE) == [(1, 5)]
+    assert rounds(6, 3, TUNE) == [(6, 3)], "few rows: one round on all of them"
+
+
+def test_search_keeps_the_best_and_generates_each_row_once() -> None:
+    calls: list[tuple[str, int]] = []
+
+    def generate(setting, rows):
+        calls.append((setting_id(setting), len(rows)))
+        return [str(setting["num_beams"] * setting["length_penalty"])] * len(rows)
+
+    def score(summaries, fnames):
+        value = float(summaries[0])
+        return {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0, "final": -abs(value - 2.4)}
+
+    trials = search(candidates(TUNE, 0), [f"d{i}" for i in range(40)], TUNE, generate, score)
+    assert trials[0].setting == {"length_penalty": 1.2, "num_beams": 2} and trials[0].rows == 20
+    assert sum(n for _, n in calls) <= TUNE.budget
+
+
+def test_space_problems_name_the_key() -> None:
+    bad = load_config(None, ["tune.space={num_beams: [0, 2], colour: [1], instruction: [9]}"], debug_small=True)
+    problems = space_problems(bad)
+    assert any("'tune.space.num_beams'" in p and ">= 1" in p for p in problems)
+    assert any("'tune.space.colour': not a tunable key" in p for p in problems)
+    assert any("'tune.space.instruction'" in p and "indices" in p for p in problems)
+    assert space_problems(load_config(None, [], debug_small=True)) == []
+
+
+def test_tuned_settings_apply_except_keys_given_on_the_command_line(tmp_path) -> None:
+    best = tmp_path / "best.yaml"
+    best.write_text("inference: {num_beams: 4, length_penalty: 1.3}\nprompt: {instruction: 요약해}\n", encoding="utf-8")
+    cfg = Config()
+    tuned = apply_tuned(cfg, best, frozenset())
+    assert (tuned.inference.num_beams, tuned.inference.length_penalty, tuned.prompt.instruction) == (4, 1.3, "요약해")
+    mine = apply_tuned(cfg, best, frozenset({"inference.num_beams"}))
+    assert mine.inference.num_beams == cfg.inference.num_beams and mine.inference.length_penalty == 1.3
+    assert apply_tuned(cfg, None, frozenset()) == cfg
+
+
+@pytest.mark.parametrize("key", ["tune.rows=1", "tune.keep=1", "tune.search=bayes"])
+def test_tune_keys_are_checked_by_the_config(key: str) -> None:
+    from src.errors import UserError
+
+    with pytest.raises(UserError):
+        load_config(None, [key])
