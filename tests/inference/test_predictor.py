@@ -145,5 +145,7 @@ def test_from_checkpoint_fails_clearly(tmp_path) -> None:
         Predictor.from_checkpoint(tiny_config(), tmp_path / "nope", pool=None)
     with pytest.raises(UserError, match="neither adapter_config.json nor config.json"):
         Predictor.from_checkpoint(tiny_config(), tmp_path, pool=None)
-    with pytest.raises(UserError, match="inference.top_p"):
-        Predictor.from_checkpoint(tiny_config(top_p=0.0), tmp_path, pool=None)
+    from src.inference.batching import checked_settings
+
+    with pytest.raises(ValueError, match="inference.top_p"):  # per-call overrides meet the config's bounds
+        checked_settings(tiny_config().inference, {"top_p": 0.0})

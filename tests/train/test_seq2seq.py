@@ -20,6 +20,7 @@ from src.models.seq2seq import (
     load_seq2seq_tokenizer,
     special_tokens,
 )
+from src.train.final import TrainJob
 from src.train.seq2seq import best_metric, encode_pairs, mixed_precision, schedule, train_seq2seq
 from tests.conftest import REPO, need_shared, run_cli, tmp_paths
 
@@ -125,12 +126,20 @@ def test_resume_continues_from_latest_checkpoint(tmp_path: Path) -> None:
     model = build_tiny_seq2seq(tmp_path / "tiny", [*train["dialogue"], *train["summary"]], hidden=32, layers=1)
     t = TrainingConfig(max_steps=2, save_steps=2, per_device_train_batch_size=8, gradient_accumulation_steps=1,
                        logging_steps=1, learning_rate=1e-3)
-    first = train_seq2seq(cfg_with(training=t), str(model), train, None, tmp_path / "run", resume=False)
+    parts = {"data": "same", "model": str(model)}
+    first = train_seq2seq(cfg_with(training=t), str(model), train, None, TrainJob(tmp_path / "run", False, parts))
     assert first["global_step"] == 2 and first["resumed_from"] is None and first["world_size"] == 1
-    second = train_seq2seq(cfg_with(training=replace(t, max_steps=4)), str(model), train, None, tmp_path / "run",
-                           resume=True)
-    assert second["resumed_from"] == str(tmp_path / "run" / "checkpoint-2") and second["global_step"] == 4
+    assert (tmp_path / "run" / "checkpoint-2" / "pipeline_fingerprint.json").is_file()
+    # a killed run resumed with the same settings continues; at its planned step it only writes the final folder
+    again = train_seq2seq(cfg_with(training=t), str(model), train, None, TrainJob(tmp_path / "run", True, parts))
+    assert again["resumed_from"] == str(tmp_path / "run" / "checkpoint-2") and again["global_step"] == 2
+    assert not (tmp_path / "run" / "checkpoint-3").exists(), "no extra step past max_steps"
+    longer = {**parts, "training": "max_steps=4"}  # other settings: the old checkpoint is set aside, training restarts
+    second = train_seq2seq(cfg_with(training=replace(t, max_steps=4)), str(model), train, None,
+                           TrainJob(tmp_path / "run", True, longer))
+    assert second["resumed_from"] is None and second["global_step"] == 4
     assert (tmp_path / "run" / "checkpoint-4" / "trainer_state.json").is_file()
+    assert list((tmp_path / "run" / "set_aside").glob("checkpoint-2.stale-*"))
 
 
 # ------------------------------------------------------------------ the keyword rule, end to end

@@ -53,7 +53,7 @@ def test_sigkill_mid_run_then_resume_ends_at_the_planned_step(tmp_path: Path) ->
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     model_dir = tmp_path / "model" / "kill"
     deadline = time.monotonic() + 240
-    while not list(model_dir.glob("checkpoint-*/trainer_state.json")):
+    while not list(model_dir.glob("checkpoint-*/pipeline_fingerprint.json")):  # a checkpoint recorded complete
         assert proc.poll() is None and time.monotonic() < deadline, "the run ended before writing a checkpoint"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
