@@ -34,6 +34,12 @@ def training_problems(cfg: Config) -> list[str]:
 def inference_problems(cfg: Config) -> list[str]:
     """Sampling settings, and what the vLLM backend cannot do."""
     inf, problems = cfg.inference, []
+    if len(inf.mbr.weights) != 3 or sum(inf.mbr.weights) <= 0:
+        problems.append(f"config key 'inference.mbr.weights' = {list(inf.mbr.weights)}: give three non-negative "
+                        "weights (ROUGE-1, ROUGE-2, ROUGE-L) with a positive sum, e.g. [1, 1, 1]")
+    if inf.mbr.num_candidates > 1 and inf.backend == "vllm":
+        problems.append("config key 'inference.mbr.num_candidates' > 1 runs on the transformers backend; set "
+                        "inference.backend=transformers or inference.mbr.num_candidates=1")
     unknown = [s for s in inf.block_scripts if s not in BLOCKABLE_SCRIPTS]
     if unknown:
         problems.append(f"config key 'inference.block_scripts' = {list(inf.block_scripts)}: unknown script(s) "

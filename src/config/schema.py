@@ -292,6 +292,20 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
+class MbrConfig:
+    """Minimum-Bayes-risk selection: per dialogue, the candidate most like the others (num_candidates > 1 turns it on)."""
+
+    num_candidates: int = opt(1, "candidates per dialogue: the configured decode, the tune stage's next best "
+                                 "settings (mbr.from_tune), then samples (1: off)", ge=1)
+    from_tune: int = opt(0, "how many of the tune stage's next best settings add a candidate each", ge=0)
+    temperature: float = opt(0.7, "sampling temperature of the sampled candidates", gt=0)
+    top_p: float = opt(0.95, "nucleus share of the sampled candidates", gt=0, le=1)
+    weights: tuple[float, ...] = opt((1.0, 1.0, 1.0), "utility weights of ROUGE-1, ROUGE-2, ROUGE-L F1", ge=0)
+    chunk: int = opt(32, "dialogues whose candidates are generated and selected together (journaled per chunk)",
+                     ge=1)
+
+
+@dataclass(frozen=True)
 class InferenceConfig:
     """Batched generation for dev and test."""
 
@@ -322,6 +336,9 @@ class InferenceConfig:
     block_scripts: tuple[str, ...] = opt(("han", "kana", "cyrillic"), "scripts generation may not use (no reference "
                                          "has them), as bad_words_ids: any of han, kana, cyrillic; [] for none")
     predict_dev: bool = opt(True, "also predict the dev set (scored by the evaluate stage)")
+    mbr: MbrConfig = sub(MbrConfig)
+    ensemble_from: tuple[str, ...] = opt((), "other runs (names in paths.output_dir) whose dev predictions and "
+                                             "submission join this run's as candidates; per fname the consensus wins")
 
 
 TUNE_SPACE = {"num_beams": [1, 4], "length_penalty": [0.8, 1.0, 1.3], "repetition_penalty": [1.0, 1.15],

@@ -23,14 +23,16 @@ log = logging.getLogger(__name__)
 _NOT_DECIDING = ("batch_size", "max_batch_tokens", "checkpoint", "predict_dev", "vllm_gpu_memory_utilization")
 
 
-def settings_hash(cfg: Config, checkpoint: Path, split_file: Path, pool_file: Optional[Path]) -> str:
-    """Hash of the checkpoint, the generation/prompt/model settings and the files read."""
+def settings_hash(cfg: Config, checkpoint: Path, split_file: Path, pool_file: Optional[Path],
+                  extra: Any = None) -> str:
+    """Hash of the checkpoint, the generation/prompt/model settings, the files read and ``extra`` (MBR's runs)."""
     inference = {k: v for k, v in to_dict(cfg.inference).items() if k not in _NOT_DECIDING}
     parts: dict[str, Any] = {
         "inference": inference, "prompt": to_dict(cfg.prompt), "model": to_dict(cfg.model), "seed": cfg.seed,
         "quantization": [cfg.training.use_qlora, cfg.training.quantization, cfg.training.compute_dtype],
         "checkpoint": file_digest(Path(checkpoint)), "split": file_digest(Path(split_file)),
         "pool": file_digest(Path(pool_file)) if pool_file is not None and cfg.prompt.num_fewshot else None,
+        "extra": extra,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -64,8 +64,9 @@ def predict_journaled(predictor: Any, df: pd.DataFrame, journal: PredictionJourn
 def _predict_split(cfg: Config, predictor: Any, df: pd.DataFrame, split_file: Path, output: Path,
                    inputs: dict[str, Optional[Path]]) -> tuple[pd.DataFrame, PredictionJournal, dict[str, Any]]:
     """Predict one split under a fresh stats counter; return predictions, its journal and its figures."""
+    runs = getattr(predictor, "runs", None)  # MBR: the candidate runs decide the summaries too
     journal = PredictionJournal(journal_path(output), settings_hash(cfg, present(inputs, "checkpoint"), split_file,
-                                                                    inputs.get("train")))
+                                                                    inputs.get("train"), runs))
     reused = int(df["fname"].isin(journal.done).sum())
     predictor.stats = GenerationStats()
     pred = predict_journaled(predictor, df, journal)
@@ -105,7 +106,7 @@ def predict_splits(cfg: Config, inputs: dict[str, Optional[Path]], outputs: dict
     cfg = apply_tuned(cfg, inputs.get("tuned"), explicit)
     inputs = {**inputs, "train": pool_path}
     pool = load_split(pool_path, "train") if pool_path is not None and cfg.prompt.num_fewshot else None
-    predictor = load_predictor(cfg, checkpoint, pool)
+    predictor = with_mbr(cfg, load_predictor(cfg, checkpoint, pool), inputs.get("tuning"))
     targets = {"dev": ("dev", "dev_predictions"), "test": ("test", "submission")}
     stats: dict[str, dict[str, Any]] = {}
     journals = []
@@ -119,7 +120,43 @@ def predict_splits(cfg: Config, inputs: dict[str, Optional[Path]], outputs: dict
         journals.append(journal)
     for j in journals:
         j.remove()
-    return _report(cfg, present(inputs, "checkpoint"), stats)
+    report = _report(cfg, present(inputs, "checkpoint"), stats)
+    if hasattr(predictor, "summary"):
+        report["mbr"] = predictor.summary()
+    if cfg.inference.ensemble_from:
+        report["ensemble"] = ensemble_outputs(cfg, outputs, frames)
+    return report
+
+
+def with_mbr(cfg: Config, predictor: Any, tuning_csv: Optional[Path]) -> Any:
+    """``predictor`` wrapped for MBR selection when ``inference.mbr.num_candidates`` > 1."""
+    mbr = cfg.inference.mbr
+    if mbr.num_candidates <= 1:
+        return predictor
+    from src.inference.mbr import MbrPredictor, candidate_runs
+
+    runs = candidate_runs(cfg, tuning_csv)
+    log.info("MBR: %d candidates per dialogue (%s), selected by %s ROUGE", len(runs), runs, cfg.evaluation.tokenizer)
+    return MbrPredictor(predictor, runs, cfg.evaluation.tokenizer, mbr.weights, mbr.chunk)
+
+
+def ensemble_outputs(cfg: Config, outputs: dict[str, Path], frames: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """This run's predictions and those of ``inference.ensemble_from`` runs: per fname the consensus candidate."""
+    from src.config import resolve_path
+    from src.ensemble import select_files
+
+    counts: dict[str, Any] = {}
+    for split, name in (("dev", "dev_predictions"), ("test", "submission")):
+        if name not in outputs or split not in frames:
+            continue
+        others = [resolve_path(cfg.paths.output_dir) / run / outputs[name].name for run in cfg.inference.ensemble_from]
+        picked, counts[name] = select_files([outputs[name], *others], cfg.evaluation.tokenizer, cfg.inference.mbr.weights)
+        if split == "test":
+            write_submission(picked, frames[split], outputs[name])
+        else:
+            atomic_write_csv(outputs[name], picked, for_spreadsheets=True)
+    log.info("ensemble with %s: %s", ", ".join(cfg.inference.ensemble_from), counts)
+    return counts
 
 
 def _report(cfg: Config, checkpoint: Path, splits: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -31,7 +31,8 @@ def inputs(ctx: RunContext) -> dict[str, Optional[Path]]:
     """The checkpoint, dev and test, and the training set (few-shot pool)."""
     return {"checkpoint": ctx.upstream("train", "checkpoint"), "dev": ctx.upstream("preprocess", "dev"),
             "test": ctx.upstream("preprocess", "test"), "train": ctx.upstream("merge", "train"),
-            "tuned": ctx.upstream("tune", "best")}
+            "tuned": ctx.upstream("tune", "best"), "tuning": ctx.upstream("tune", "tuning"),
+            **{f"ensemble_{run}": ctx.run_dir.parent / run / "submission.csv" for run in ctx.cfg.inference.ensemble_from}}
 
 
 def config_parts(cfg: Config) -> dict[str, Any]:
@@ -48,6 +49,12 @@ def check(ctx: RunContext) -> list[str]:
 
     problem = check_backend(ctx.cfg)
     problems = [problem] if problem else []
+    for run in ctx.cfg.inference.ensemble_from:
+        folder = ctx.run_dir.parent / run
+        missing = [n for n in ("submission.csv", "dev_predictions.csv") if not (folder / n).is_file()]
+        if missing:
+            problems.append(f"config key 'inference.ensemble_from' names run {run!r}, but {folder} has no "
+                            f"{' or '.join(missing)}; finish that run's infer stage first or drop it from the list")
     return problems + ([] if "train" in ctx.selected else device_problems(ctx.cfg, training=False))
 
 
