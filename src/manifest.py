@@ -18,7 +18,7 @@ from src.utils.io import atomic_write_json
 
 STAGES = ("preprocess", "augment", "merge", "train", "infer", "evaluate")
 KEY_PACKAGES = ("torch", "transformers", "trl", "peft", "bitsandbytes", "accelerate", "datasets",
-                "openai", "pandas", "rouge", "kiwipiepy")
+                "openai", "pandas", "rouge", "kiwipiepy", "python-mecab-ko")
 
 
 def git_commit() -> Optional[str]:

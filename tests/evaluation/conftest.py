@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,16 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 DEV_KO = SHARED_DATA / "dialogsum-ko" / "dev.csv"
 TEST_EN = SHARED_DATA / "dialogsum-en" / "test.jsonl"
+
+
+def require_shared(path: Path) -> Path:
+    """``path`` when it is a file; else skip, or fail under ``CI=true`` where shared/ must be laid out."""
+    if not path.is_file():
+        message = f"shared data not found: {path}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{message} (CI=true: the shared folder must be beside the repo)", pytrace=False)
+        pytest.skip(message)
+    return path
 
 
 def perturb(summary: str, dialogue: str, i: int) -> str:
@@ -29,9 +40,7 @@ def perturb(summary: str, dialogue: str, i: int) -> str:
 @pytest.fixture(scope="session")
 def dev_ko() -> pd.DataFrame:
     """The 499-row Korean dev set (fname, dialogue, summary, topic)."""
-    if not DEV_KO.is_file():
-        pytest.skip(f"shared data not found: {DEV_KO}")
-    return pd.read_csv(DEV_KO)
+    return pd.read_csv(require_shared(DEV_KO))
 
 
 @pytest.fixture(scope="session")
@@ -44,16 +53,12 @@ def dev_pred(dev_ko: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def test_en() -> pd.DataFrame:
     """English DialogSum test rows with three references (summary1..summary3)."""
-    if not TEST_EN.is_file():
-        pytest.skip(f"shared data not found: {TEST_EN}")
-    with TEST_EN.open(encoding="utf-8") as handle:
+    with require_shared(TEST_EN).open(encoding="utf-8") as handle:
         rows = [json.loads(line) for line in handle if line.strip()]
     return pd.DataFrame(rows)[["fname", "dialogue", "summary1", "summary2", "summary3"]]
 
 
 @pytest.fixture(scope="session")
 def dev_ko_path() -> Path:
-    """Path of the Korean dev CSV, skipping when the shared data is absent."""
-    if not DEV_KO.is_file():
-        pytest.skip(f"shared data not found: {DEV_KO}")
-    return DEV_KO
+    """Path of the Korean dev CSV, skipping (failing under CI=true) when the shared data is absent."""
+    return require_shared(DEV_KO)
