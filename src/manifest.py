@@ -17,7 +17,7 @@ from src.errors import UserError
 from src.utils.io import atomic_write_json
 
 KEY_PACKAGES = ("torch", "transformers", "trl", "peft", "bitsandbytes", "accelerate", "datasets",
-                "openai", "pandas", "rouge", "kiwipiepy")
+                "openai", "pandas", "rouge", "kiwipiepy", "python-mecab-ko")
 
 
 def git_commit() -> Optional[str]:

@@ -9,8 +9,8 @@ from typing import Collection, Optional, Union
 import pandas as pd
 
 from src.errors import UserError
+from src.evaluation.morphemes import DEFAULT_TOKENIZER, TOKENIZERS
 from src.utils.io import sheet_unsafe
-from src.evaluation.morphemes import TOKENIZERS
 from src.evaluation.report import write_report
 from src.evaluation.scoring import score_frames
 
@@ -50,7 +50,7 @@ def read_table(path: PathLike, label: str) -> pd.DataFrame:
 
 
 def evaluate_files(
-    pred_path: PathLike, ref_path: PathLike, tokenizer: str = "kiwi", out_dir: Optional[PathLike] = None,
+    pred_path: PathLike, ref_path: PathLike, tokenizer: str = DEFAULT_TOKENIZER, out_dir: Optional[PathLike] = None,
     exclude: Collection[str] = (),
 ) -> dict:
     """Score ``pred_path`` (fname,summary) against ``ref_path``, matched by fname.

@@ -8,7 +8,7 @@ from typing import Any, Sequence, Union
 import pandas as pd
 
 from src.errors import UserError
-from src.evaluation.morphemes import TOKENIZERS, as_text, prepare_texts
+from src.evaluation.morphemes import DEFAULT_TOKENIZER, TOKENIZERS, as_text, prepare_texts
 from src.evaluation.rouge_compat import ZERO, Scores, rouge_f1
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ def _usable_references(row: Sequence[Any]) -> list[str]:
 
 
 def score_rows(
-    predictions: Sequence[Any], references: Sequence[Union[str, Sequence[Any]]], tokenizer: str = "kiwi"
+    predictions: Sequence[Any], references: Sequence[Union[str, Sequence[Any]]], tokenizer: str = DEFAULT_TOKENIZER
 ) -> list[Scores]:
     """Per-row (ROUGE-1, ROUGE-2, ROUGE-L) F1, each averaged over that row's references.
 
@@ -60,7 +60,7 @@ def summarize(rows: Sequence[Scores]) -> dict:
 
 
 def score_texts(
-    predictions: list[str], references: list[list[str]], tokenizer: str = "kiwi"
+    predictions: list[str], references: list[list[str]], tokenizer: str = DEFAULT_TOKENIZER
 ) -> dict:
     """Score predictions against 1..N references per row (lists aligned by position).
 
@@ -145,7 +145,7 @@ def _warn_blanks(predictions: list[str], references: list[list[str]], pred_name:
 def score_frames(
     pred: pd.DataFrame,
     ref: pd.DataFrame,
-    tokenizer: str = "kiwi",
+    tokenizer: str = DEFAULT_TOKENIZER,
     pred_name: str = "predictions",
     ref_name: str = "references",
 ) -> tuple[dict, pd.DataFrame]:

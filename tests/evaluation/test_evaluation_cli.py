@@ -66,5 +66,5 @@ def test_cli_lists_unmatched_fnames(tmp_path: Path) -> None:
 def test_cli_help_names_every_flag() -> None:
     done = run_cli("--help")
     assert done.returncode == 0
-    for flag in ("--pred", "--ref", "--tokenizer", "--out", "kiwi", "whitespace"):
+    for flag in ("--pred", "--ref", "--tokenizer", "--out", "mecab", "kiwi", "whitespace", "all"):
         assert flag in done.stdout

@@ -33,8 +33,8 @@ def assert_close(got: dict, expected: dict) -> None:
         assert math.isclose(got[key], expected[key], abs_tol=1e-6), (key, got[key], expected[key])
 
 
-def test_tokenizers_are_the_documented_pair() -> None:
-    assert TOKENIZERS == ("kiwi", "whitespace")
+def test_tokenizers_are_the_documented_three() -> None:
+    assert TOKENIZERS == ("mecab", "kiwi", "whitespace")
 
 
 def test_whitespace_equals_rouge_package_on_korean_dev(dev_ko: pd.DataFrame, dev_pred: pd.DataFrame) -> None:
