@@ -1,0 +1,69 @@
+"""MBR: every run's candidate per dialogue, the consensus wins; tune settings and seeded samples fill the pool."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from src.config import load_config
+from src.inference.batching import GenerationStats
+from src.inference.mbr import MbrPredictor, candidate_runs, tune_runs
+from src.inference.run import ensemble_outputs, with_mbr
+
+
+class FakePredictor:
+    """Answers per run: the odd one out is the sampled run's text."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+        self.stats = GenerationStats()
+
+    def predict_batch(self, dialogues, fnames, **overrides):
+        self.calls.append(overrides)
+        if overrides.get("do_sample"):
+            return ["전혀 다른 엉뚱한 말이다." for _ in dialogues]
+        beams = overrides.get("num_beams", 1)
+        return [f"#Person1#은 {d} 이야기를 한다." + (" 정말로." if beams > 1 else "") for d in dialogues]
+
+
+def test_candidate_runs_mix_the_main_decode_tune_settings_and_samples(tmp_path: Path) -> None:
+    table = tmp_path / "tuning.csv"
+    pd.DataFrame({"setting": ["a", "b", "c"], "param_num_beams": [2, 4, 1], "param_length_penalty": [1.0, 1.3, 0.8],
+                  "rows": [20, 20, 10], "final": [30.0, 29.0, 20.0]}).to_csv(table, index=False)
+    assert tune_runs(table, 1) == [{"num_beams": 4, "length_penalty": 1.3}]
+    cfg = load_config(None, ["inference.mbr.num_candidates=4", "inference.mbr.from_tune=1"])
+    runs = candidate_runs(cfg, table)
+    assert runs[0] == {} and runs[1] == {"num_beams": 4, "length_penalty": 1.3}
+    assert [r["seed"] for r in runs[2:]] == [cfg.seed + 1, cfg.seed + 2] and all(r["do_sample"] for r in runs[2:])
+    assert with_mbr(load_config(None, []), "plain", None) == "plain", "one candidate: no MBR"
+
+
+def test_the_consensus_candidate_wins_for_every_dialogue() -> None:
+    base = FakePredictor()
+    runs = [{}, {"num_beams": 2}, {"do_sample": True, "seed": 1}]
+    mbr = MbrPredictor(base, runs, tokenizer="whitespace", weights=(1.0, 1.0, 1.0), chunk=2)
+    done: list[str] = []
+    out = mbr.predict_dataframe(pd.DataFrame({"fname": ["a", "b", "c"], "dialogue": ["날씨", "회의", "점심"]}),
+                                on_batch=lambda f, s: done.extend(f))
+    assert out["summary"].tolist() == [f"#Person1#은 {d} 이야기를 한다." for d in ("날씨", "회의", "점심")]
+    assert done == ["a", "b", "c"] and len(base.calls) == 6, "two chunks x three runs"
+    assert mbr.summary()["wins"] == {0: 3}
+
+
+def test_ensemble_from_other_runs_picks_the_consensus_per_fname(tmp_path: Path) -> None:
+    out = tmp_path / "output"
+    texts = {"me": ["#Person1#은 밥을 먹는다.", "#Person2#는 운다."],
+             "r2": ["#Person1#은 밥을 먹는다.", "#Person2#는 웃는다."],
+             "r3": ["#Person1#은 밥을 많이 먹는다.", "#Person2#는 웃는다."]}
+    for run, summaries in texts.items():
+        (out / run).mkdir(parents=True)
+        for name in ("submission.csv", "dev_predictions.csv"):
+            pd.DataFrame({"fname": ["t1", "t2"], "summary": summaries}).to_csv(out / run / name, index=False)
+    cfg = load_config(None, [f"paths.output_dir={out}", "inference.ensemble_from=[r2,r3]",
+                             "evaluation.tokenizer=whitespace"])
+    frames = {"dev": pd.DataFrame({"fname": ["t1", "t2"]}), "test": pd.DataFrame({"fname": ["t1", "t2"]})}
+    outputs = {"submission": out / "me" / "submission.csv", "dev_predictions": out / "me" / "dev_predictions.csv"}
+    counts = ensemble_outputs(replace(cfg), outputs, frames)
+    assert pd.read_csv(outputs["submission"])["summary"].tolist() == ["#Person1#은 밥을 먹는다.", "#Person2#는 웃는다."]
+    assert counts["submission"]["files"] == 3
