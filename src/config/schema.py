@@ -119,8 +119,9 @@ class DataConfig:
     fraction: SplitFractions = sub(SplitFractions)
     max_rows: SplitRows = sub(SplitRows)
     min_dialogue_chars: int = opt(0, "training rows with a shorter dialogue are dropped (0: no limit)", ge=0)
-    max_dialogue_chars: int = opt(20000, "longer dialogues are dropped from train and refused in dev and test (the "
-                                         "longest real one has ~2,300 characters; 0: no limit)", ge=0)
+    max_dialogue_chars: int = opt(20000, "training rows with a longer dialogue are dropped; dev and test rows longer "
+                                         "than it (and than 20,000) are refused as a broken file (the longest real "
+                                         "dialogue has ~2,300 characters; 0: no limit)", ge=0)
 
 
 @dataclass(frozen=True)

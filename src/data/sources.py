@@ -120,9 +120,14 @@ def map_columns(df: pd.DataFrame, columns: ColumnMap, role: str, where: Any, fir
     return out, problems
 
 
+HELD_OUT_FLOOR = 20000  # characters: a dev/test dialogue this long is a broken file, whatever train is filtered to
+
+
 def _held_out_cap(cfg: Config, split: str) -> int:
-    """The dialogue length refused in dev and test (training rows over it are dropped instead)."""
-    return cfg.data.max_dialogue_chars if split != "train" else 0
+    """The dialogue length refused in dev and test: data.max_dialogue_chars, but never below HELD_OUT_FLOOR (a
+    filter meant for training rows must not refuse real test rows); 0 turns it off. Train rows are dropped instead."""
+    cap = cfg.data.max_dialogue_chars
+    return max(cap, HELD_OUT_FLOOR) if cap and split != "train" else 0
 
 
 def _prefix(src: Source) -> str:

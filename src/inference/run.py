@@ -16,9 +16,8 @@ from src.context import present
 from src.data.loading import load_split
 from src.inference.batching import BatchProgress, GenerationStats
 from src.inference.journal import PredictionJournal, journal_path, settings_hash
-from src.inference.predictor import Predictor
+from src.inference.factory import as_trained, load_predictor
 from src.inference.submission import write_submission
-from src.models.provenance import fewshot_pool, read_inference_info, settings_for_inference
 from src.utils.io import atomic_write_csv
 
 log = logging.getLogger(__name__)
@@ -26,22 +25,6 @@ log = logging.getLogger(__name__)
 SETTINGS = ("backend", "batch_size", "max_batch_tokens", "max_new_tokens", "num_beams", "no_repeat_ngram_size",
             "length_penalty", "repetition_penalty", "do_sample", "temperature", "top_p", "quantize", "merge_lora",
             "empty_fallback")
-
-
-def load_predictor(cfg: Config, checkpoint: Path, pool: Optional[pd.DataFrame]) -> Any:
-    """The causal ``Predictor`` or, for ``model.type=seq2seq``, the ``Seq2SeqPredictor`` (same API, ``on_batch`` too)."""
-    if cfg.model.type == "seq2seq":
-        from src.inference.seq2seq import Seq2SeqPredictor
-
-        return Seq2SeqPredictor.from_checkpoint(cfg, checkpoint, pool)
-    return Predictor.from_checkpoint(cfg, checkpoint, pool)
-
-
-def as_trained(cfg: Config, checkpoint: Path, current_pool: Optional[Path]) -> tuple[Config, Optional[Path]]:
-    """The settings and few-shot pool that reproduce the checkpoint's training-time prompts (``src.models.provenance``)."""
-    info = read_inference_info(checkpoint)
-    cfg = settings_for_inference(cfg, checkpoint, info)
-    return cfg, fewshot_pool(cfg, info, current_pool)
 
 
 def predict_journaled(predictor: Any, df: pd.DataFrame, journal: PredictionJournal) -> pd.DataFrame:

@@ -120,7 +120,7 @@ def tune_generation(cfg: Config, checkpoint: Path, dev_path: Path, pool_path: Op
                     outputs: dict[str, Path]) -> dict[str, Any]:
     """Run the search and write tuning.csv, tuning.png, best_generation.yaml and tuning_rows.csv."""
     from src.evaluation import score_texts
-    from src.inference.run import as_trained, load_predictor
+    from src.inference.factory import as_trained, load_predictor
 
     dev = load_split(dev_path, "dev")
     rows = tuning_rows(dev, cfg.tune.rows, cfg.seed)

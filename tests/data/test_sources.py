@@ -301,7 +301,7 @@ def test_trains_from_mapped_jsonl_parquet_and_folder(tmp_path: Path, en) -> None
     res = run_cli(["--debug-small", "--stages", "preprocess,merge,train", "--run-name", "files", *tmp_paths(tmp_path),
                    f"paths.data_dir={data}", "data.train_file=[alpaca.jsonl,more.parquet,shards]",
                    "data.train_weights=[1,0.5,1]", "data.columns.fname=id", "data.columns.dialogue=input",
-                   "data.columns.summary=output", f"data.max_dialogue_chars={limit}",
+                   "data.columns.summary=output", f"data.max_dialogue_chars={limit}", "data.generate_ids=true",
                    f"data.dev_file={EN / 'dev.jsonl'}", f"data.test_file={EN / 'test.jsonl'}", *FAST], timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     clean = pd.read_csv(tmp_path / "clean" / "files" / "train.csv")

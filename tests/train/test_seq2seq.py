@@ -174,7 +174,7 @@ def keyword_run(tmp_path_factory) -> Path:
     keyword_split(200, "train", rng).to_csv(root / "data" / "train.csv", index=False)
     keyword_split(20, "dev", rng).to_csv(root / "data" / "dev.csv", index=False)
     keyword_split(10, "test", rng).drop(columns="summary").to_csv(root / "data" / "test.csv", index=False)
-    res = run_cli(["--debug-small", "--skip-augmentation", "--run-name", "r1", "model.type=seq2seq",
+    res = run_cli(["--debug-small", "--skip-augmentation", "--skip-tune", "--run-name", "r1", "model.type=seq2seq",
                    f"paths.data_dir={root / 'data'}", *tmp_paths(root), "training.max_steps=60",
                    "training.learning_rate=5e-3", "training.per_device_train_batch_size=16", "training.eval_steps=30",
                    "training.save_steps=30", "training.logging_steps=20", "training.warmup_fraction=0.05"],
