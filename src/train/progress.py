@@ -49,13 +49,14 @@ class TrainingLog(TrainerCallback):
     def on_log(self, args: Any, state: Any, control: Any, logs: Optional[dict] = None, **kwargs: Any) -> None:
         """One line per logged step (the main process only)."""
         logs = logs or {}
-        shown = [f"{label} {fmt.format(logs[key])}" for key, label, fmt in SHOWN
-                 if isinstance(logs.get(key), (int, float))]
-        if not shown or not state.is_world_process_zero:
+        if not state.is_world_process_zero:
             return
-        self.rows.append({"step": state.global_step, "epoch": logs.get("epoch", state.epoch),
-                          **{k: v for k, v in logs.items() if isinstance(v, (int, float))}})
-        log.info("train step %d/%d: %s", state.global_step, state.max_steps, ", ".join(shown))
+        values = {k: v for k, v in logs.items() if isinstance(v, (int, float))}
+        if values:  # every logged value goes to train_log.csv (the end's train_runtime too)
+            self.rows.append({"step": state.global_step, "epoch": logs.get("epoch", state.epoch), **values})
+        shown = [f"{label} {fmt.format(logs[key])}" for key, label, fmt in SHOWN if key in values]
+        if shown:
+            log.info("train step %d/%d: %s", state.global_step, state.max_steps, ", ".join(shown))
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Write the logged values and the curves."""

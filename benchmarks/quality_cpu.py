@@ -1,0 +1,158 @@
+"""Real quality on CPU: Gemma 3 270M zero-shot vs fine-tuned through the pipeline, on held-out Korean dev rows.
+
+Usage: python -m benchmarks.quality_cpu [--steps 40] [--decoding] [--work output/quality_cpu] [key.sub=value ...]
+
+The 499 rows of ``../shared/data/dialogsum-ko/dev.csv`` are shuffled by a fixed seed into 400 training
+rows (370 to fine-tune on, 30 kept apart for the generation search) and 99 held-out rows. Two runs of
+``python -m src.main`` with ``configs/models/gemma-3-270m.yaml`` and the same prompt: the base model
+zero-shot (stages infer, evaluate; inference.checkpoint = the converted base) and LoRA fine-tuned
+(stages preprocess, train, infer, evaluate). Both score the 99 held-out rows with Kiwi
+(``evaluation.tokenizer=kiwi``, so the figure does not move when the default scorer changes).
+
+``--decoding`` then takes the fine-tuned checkpoint and compares, on the same 99 rows (which the
+search never sees): greedy, the best setting of a search on the 30 tuning rows (``src.inference.tuning``),
+and that setting + MBR (``src.inference.mbr``). The last line is one JSON object: zero_shot_final,
+finetuned_final, train_tokens_per_s, minutes (and greedy_final, tuned_final, mbr_final, tokenizer).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from src.config import REPO_ROOT
+
+DEV = REPO_ROOT.parent / "shared" / "data" / "dialogsum-ko" / "dev.csv"
+PRESET = REPO_ROOT / "configs" / "models" / "gemma-3-270m.yaml"
+SEED = 2026
+
+
+def machine() -> str:
+    """One line naming the machine and its load."""
+    import torch
+
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"{platform.node()} | {platform.platform()} | {os.cpu_count()} CPUs (load average {load}) | "
+            f"torch {torch.__version__}")
+
+
+def split(work: Path) -> Path:
+    """train.csv (370), tune.csv (30), dev.csv (the 99 held-out) and a 2-row test.csv in ``work/data``."""
+    import pandas as pd
+
+    data = work / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    df = pd.read_csv(DEV, dtype=str).sample(frac=1.0, random_state=SEED).reset_index(drop=True)
+    parts = {"train": df.iloc[:370], "tune": df.iloc[370:400], "dev": df.iloc[400:]}
+    for name, part in parts.items():
+        part.to_csv(data / f"{name}.csv", index=False)
+    parts["dev"].head(2).drop(columns=["summary"]).to_csv(data / "test.csv", index=False)  # the pipeline needs one
+    return data
+
+
+def pipeline(work: Path, run: str, args: list[str]) -> dict[str, Any]:
+    """One ``python -m src.main`` run under ``work``; its manifest (a finished run is resumed, not redone)."""
+    paths = [f"paths.{k}={work / v}" for k, v in (("output_dir", "output"), ("model_dir", "model"),
+                                                     ("clean_dir", "clean"), ("augmented_dir", "augmented"))]
+    manifest = work / "output" / run / "manifest.json"
+    cmd = [sys.executable, "-m", "src.main", "--config", str(PRESET), "--run-name", run, *args,
+           f"paths.data_dir={work / 'data'}", "evaluation.tokenizer=kiwi", *paths]
+    if manifest.is_file():
+        cmd.append("--resume")
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=REPO_ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, text=True,
+                          capture_output=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-4000:])
+        raise SystemExit(f"{run} failed (exit {done.returncode})")
+    result = json.loads(manifest.read_text(encoding="utf-8"))
+    result["wall_seconds"] = time.perf_counter() - start
+    return result
+
+
+def train_tokens_per_s(work: Path, run: str) -> float:
+    """Tokens through the model per second of training (TRL's num_tokens over the train runtime)."""
+    import pandas as pd
+
+    log = pd.read_csv(work / "output" / run / "train_log.csv")
+    tokens = log["num_tokens"].dropna().iloc[-1]
+    return float(tokens) / float(log["train_runtime"].dropna().iloc[-1])
+
+
+def decoding(work: Path, checkpoint: Path, overrides: list[str]) -> dict[str, Any]:
+    """Greedy vs tuned vs tuned + MBR on the held-out rows, the search on the tuning rows (in process)."""
+    import pandas as pd
+
+    from src.config import load_config
+    from src.evaluation import score_texts
+    from src.inference.factory import as_trained, load_predictor
+    from src.inference.mbr import MbrPredictor
+    from src.inference.tuning import candidates, search
+    from src.inference.tuning_run import _generator
+    from src.utils.journal import JsonlJournal
+
+    cfg = load_config(PRESET, ["evaluation.tokenizer=kiwi", "tune.min_rows=10", "tune.budget=220",
+                               "tune.space={num_beams: [1, 3], repetition_penalty: [1.0, 1.15], "
+                               "no_repeat_ngram_size: [0, 4]}", *overrides])
+    cfg, _ = as_trained(cfg, checkpoint, None)
+    predictor = load_predictor(cfg, checkpoint, None)
+    tune_df, held = (pd.read_csv(work / "data" / f"{n}.csv", dtype=str) for n in ("tune", "dev"))
+
+    def score(summaries: list[str], refs: list[str]) -> float:
+        return score_texts(summaries, [[r] for r in refs], tokenizer="kiwi")["final"]
+
+    refs = dict(zip(tune_df["fname"], tune_df["summary"]))
+    generate = _generator(cfg, predictor, tune_df, JsonlJournal(work / "tune.journal.jsonl"))
+    trials = search(candidates(cfg.tune, cfg.seed), tune_df["fname"].tolist(), cfg.tune, generate,
+                    lambda s, f: {"final": score(s, [refs[x] for x in f]), "rouge1": 0, "rouge2": 0, "rougeL": 0})
+    best = trials[0].setting
+    greedy = predictor.predict_batch(held["dialogue"].tolist(), held["fname"].tolist())
+    tuned = predictor.predict_batch(held["dialogue"].tolist(), held["fname"].tolist(), **best)
+    runs = [best] + [{**best, "do_sample": True, "temperature": 0.7, "top_p": 0.95, "num_beams": 1, "seed": SEED + i}
+                     for i in range(3)]
+    mbr = MbrPredictor(predictor, runs, "kiwi", (1.0, 1.0, 1.0)).predict_dataframe(held)
+    return {"greedy_final": round(score(greedy, held["summary"].tolist()), 2),
+            "tuned_final": round(score(tuned, held["summary"].tolist()), 2),
+            "mbr_final": round(score(mbr["summary"].tolist(), held["summary"].tolist()), 2),
+            "tokenizer": "kiwi", "tuned_setting": best, "tuning_rows": len(tune_df), "mbr_candidates": len(runs)}
+
+
+def main() -> None:
+    """Run the benchmark and print its JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=40, help="optimizer steps of 4 examples")
+    parser.add_argument("--work", type=Path, default=REPO_ROOT / "output" / "quality_cpu")
+    parser.add_argument("--decoding", action="store_true", help="also greedy vs tuned vs tuned + MBR")
+    parser.add_argument("overrides", nargs="*", help="extra key.sub=value for both runs")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    data = split(args.work)
+    base = REPO_ROOT / "model" / "embedded" / "gemma-3-270m"
+    common = ["--skip-augmentation", "--skip-merge", "--skip-tune", *args.overrides]
+    zero = pipeline(args.work, "zero-shot", ["--stages", "infer,evaluate", f"inference.checkpoint={base}",
+                                             *args.overrides])
+    tuned = pipeline(args.work, "finetuned", [*common, f"training.max_steps={args.steps}",
+                                              "training.save_steps=1000", "training.eval_steps=1000"])
+    result: dict[str, Any] = {
+        "zero_shot_final": round(zero["stages"]["evaluate"]["metrics"]["final"], 2),
+        "finetuned_final": round(tuned["stages"]["evaluate"]["metrics"]["final"], 2),
+        "held_out_rows": tuned["stages"]["evaluate"]["metrics"]["n"], "train_rows": 370, "steps": args.steps,
+        "train_seconds": tuned["stages"]["train"]["seconds"], "train_tokens_per_s": round(
+            train_tokens_per_s(args.work, "finetuned"), 1),
+        "zero_shot_infer_seconds": zero["stages"]["infer"]["seconds"],
+        "finetuned_infer_seconds": tuned["stages"]["infer"]["seconds"], "scorer": "kiwi", "data": str(data)}
+    if args.decoding:
+        result.update(decoding(args.work, args.work / "model" / "finetuned" / "final_checkpoint", args.overrides))
+    result["minutes"] = round((time.perf_counter() - start) / 60, 1)
+    result["machine"] = machine()
+    print(json.dumps(result, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
