@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from functools import partial
 
+from src.augment.fluency import check_fluent
 from src.augment.neardup import NearDupIndex
 from src.patterns import KNOWN_MASKS, MASK, SPEAKER_TAG, TURN, strip_tags_and_masks
 
@@ -57,6 +58,8 @@ class ValidationSettings:
     ngram_unit: str = "char"  # "char" or "word"
     min_turns: int = 2  # synthetic dialogues: minimum number of turns
     max_summary_ratio: float = 1.0  # synthetic: summary chars / dialogue chars
+    min_kiwi_score: float = -5.2  # Kiwi log-probability per morpheme (src.augment.fluency); None-like -inf: off
+    min_sentence_end_share: float = 0.6  # share of turns ending like a sentence
 
     def __post_init__(self) -> None:
         problems = []
@@ -232,6 +235,7 @@ def validate_paraphrase(
         partial(check_entities_preserved, original, candidate),
         partial(check_length_ratio, original, candidate, settings.min_length_ratio, settings.max_length_ratio),
         partial(check_hangul_ratio, candidate, settings.min_hangul_ratio),
+        partial(check_fluent, candidate, settings.min_kiwi_score, settings.min_sentence_end_share),
         partial(check_not_near_dup, candidate, index, settings.near_dup_threshold),
     )
     return _first_rejection(checks)
@@ -252,6 +256,8 @@ def validate_synthetic(
         partial(check_hangul_ratio, dialogue, settings.min_hangul_ratio),
         partial(check_hangul_ratio, summary, settings.min_hangul_ratio),
         partial(check_length_ratio, dialogue, summary, 0.0, settings.max_summary_ratio),
+        partial(check_fluent, dialogue, settings.min_kiwi_score, settings.min_sentence_end_share),
+        partial(check_fluent, summary, settings.min_kiwi_score, 0.0, False),
         partial(check_not_near_dup, dialogue, index, settings.near_dup_threshold),
     )
     return _first_rejection(checks)
