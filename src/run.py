@@ -72,7 +72,7 @@ def stage_setting_problems(ctx: RunContext) -> list[str]:
         from src.models.loading import check_model_reachable
         from src.utils.secrets import get_secret
 
-        problem = check_model_reachable(cfg.model.name, cfg.model.revision, get_secret("HF_TOKEN"))
+        problem = check_model_reachable(cfg.model.name, cfg.model.revision, get_secret("HF_TOKEN"), cfg.paths.model_dir)
         problems += [problem] if problem else []
         if cfg.model.type == "causal":
             from src.models.loading import pick_device
