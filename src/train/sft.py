@@ -136,6 +136,10 @@ def build_trainer(cfg: Config, model: Any, tokenizer: Any, rows: list[dict], eva
                          eval_dataset=Dataset.from_list(eval_rows) if eval_rows is not None else None,
                          processing_class=tokenizer, peft_config=peft_config(cfg), callbacks=callbacks)
     align_adapter_dtype(trainer.model, cfg)
+    if cfg.training.label_logits_only:
+        from src.train.label_logits import install
+
+        install(trainer.model)  # on top of TRL's fused head, which it patched in just now
     for cb in callbacks:
         if hasattr(cb, "log_fn"):
             cb.log_fn = trainer.log
