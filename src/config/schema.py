@@ -128,7 +128,8 @@ class DataConfig:
 class ModelConfig:
     """The model to fine-tune: a hub id or a local folder."""
 
-    name: str = opt("upstage/SOLAR-10.7B-Instruct-v1.0", "hub id, local folder, or 'tiny-debug'")
+    name: str = opt("upstage/SOLAR-10.7B-Instruct-v1.0", "hub id, local folder, 'tiny-debug', or 'gemma-3-270m' "
+                                                            "(Gemma 3 270M from PyPI, converted once on first use)")
     type: str = opt("causal", "causal (instruction LLM + SFT) or seq2seq (KoBART-style)", ("causal", "seq2seq"))
     revision: Optional[str] = opt(None, "hub revision (branch, tag or commit)")
     trust_remote_code: bool = opt(False, "allow custom model code from the hub")
@@ -288,6 +289,8 @@ class TrainingConfig:
                                    "restart per example, so none attends to another (false: padded batches)")
     packing: bool = opt(False, "causal: BFD-pack examples into fixed rows as long as the longest example "
                                "(padding-free too); wins over padding_free")
+    label_logits_only: bool = opt(True, "causal: compute the output layer only at labelled (summary) positions, "
+                                        "not the prompt's; same loss, much less time with a large vocabulary")
     group_by_length: bool = opt(False, "batch examples of similar length (padded batches only)")
     neftune_noise_alpha: Optional[float] = opt(None, "NEFTune embedding noise", gt=0)
     merge_adapter: bool = opt(False, "also write merged weights to final_merged/")

@@ -23,8 +23,12 @@ def debug_model_dir(cfg: Config) -> Path:
 
 def model_location(cfg: Config) -> str:
     """Where ``model.name`` loads from (a folder or a hub id), without building anything."""
+    from src.models.embedded import embedded_dir, is_embedded
+
     if cfg.model.name == DEBUG_NAME:
         return str(debug_model_dir(cfg))
+    if is_embedded(cfg.model.name):
+        return str(embedded_dir(resolve_path(cfg.paths.model_dir), cfg.model.name))
     local = resolve_path(cfg.model.name)
     return str(local) if local.is_dir() else cfg.model.name
 
@@ -43,7 +47,11 @@ def debug_texts(cfg: Config) -> list[str]:
 
 
 def resolve_model(cfg: Config, texts: Callable[[], list[str]]) -> str:
-    """A loadable name or path for ``model.name``; builds the debug model on first use."""
+    """A loadable name or path for ``model.name``; builds the debug or embedded model on first use."""
+    from src.models.embedded import is_embedded, resolve_embedded
+
+    if is_embedded(cfg.model.name):
+        return resolve_embedded(cfg.model.name, resolve_path(cfg.paths.model_dir))
     if cfg.model.name != DEBUG_NAME:
         return model_location(cfg)
     from src.models.debug import build_tiny_causal, build_tiny_seq2seq
@@ -52,10 +60,15 @@ def resolve_model(cfg: Config, texts: Callable[[], list[str]]) -> str:
     return str(build(debug_model_dir(cfg), texts(), seed=cfg.seed))
 
 
-def check_model_reachable(name: str, revision: Optional[str], token: Optional[str]) -> Optional[str]:
+def check_model_reachable(name: str, revision: Optional[str], token: Optional[str],
+                          model_dir: str = "model") -> Optional[str]:
     """None when ``name`` can be loaded, else one line saying what is wrong and what to do."""
+    from src.models.embedded import check_embedded, is_embedded
+
     if name == DEBUG_NAME:
         return None
+    if is_embedded(name):
+        return check_embedded(name, resolve_path(model_dir))
     local = resolve_path(name)
     if local.is_dir():
         return None if (local / "config.json").is_file() else (

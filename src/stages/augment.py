@@ -47,7 +47,7 @@ def check(ctx: RunContext) -> list[str]:
     from src.models.loading import check_model_reachable
     from src.utils.secrets import get_secret
 
-    problem = check_model_reachable(a.local_model, None, get_secret("HF_TOKEN"))
+    problem = check_model_reachable(a.local_model, None, get_secret("HF_TOKEN"), ctx.cfg.paths.model_dir)
     return [problem.replace("'model.name'", "'augmentation.local_model'")] if problem else []
 
 

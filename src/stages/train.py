@@ -52,7 +52,7 @@ def check(ctx: RunContext) -> list[str]:
     from src.models.device import device_problems
 
     cfg = ctx.cfg
-    problem = check_model_reachable(cfg.model.name, cfg.model.revision, get_secret("HF_TOKEN"))
+    problem = check_model_reachable(cfg.model.name, cfg.model.revision, get_secret("HF_TOKEN"), cfg.paths.model_dir)
     problems = ([problem] if problem else []) + device_problems(cfg, training=True)
     if problems or cfg.model.type != "causal":
         return problems

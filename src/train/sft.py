@@ -116,6 +116,10 @@ def build_trainer(cfg: Config, model: Any, tokenizer: Any, rows: list[dict], eva
     align_adapter_dtype(trainer.model, cfg)
     if args.disable_tqdm:  # the Trainer then prints raw log dicts; src.train.progress logs them as lines instead
         trainer.remove_callback(PrinterCallback)
+    if cfg.training.label_logits_only:
+        from src.train.label_logits import install
+
+        install(trainer.model)  # on top of TRL's fused head, which it patched in just now
     for cb in callbacks:
         if hasattr(cb, "log_fn"):
             cb.log_fn = trainer.log

@@ -32,7 +32,7 @@ def test_presets_name_the_seed_models() -> None:
     names = {load_config(p, []).model.name for p in (REPO_ROOT / "configs" / "models").glob("*.yaml")}
     assert names == {"upstage/SOLAR-10.7B-Instruct-v1.0", "Bllossom/llama-3.2-Korean-Bllossom-3B",
                      "MLP-KTLim/llama-3-Korean-Bllossom-8B", "Qwen/Qwen2.5-7B-Instruct",
-                     "Qwen/Qwen3-4B-Instruct-2507", "digit82/kobart-summarization"}
+                     "Qwen/Qwen3-4B-Instruct-2507", "digit82/kobart-summarization", "gemma-3-270m"}
     assert load_config(None, []).model.name == "upstage/SOLAR-10.7B-Instruct-v1.0"
 
 
