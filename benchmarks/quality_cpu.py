@@ -85,6 +85,22 @@ def train_tokens_per_s(work: Path, run: str) -> float:
     return float(tokens) / float(log["train_runtime"].dropna().iloc[-1])
 
 
+def length_cap(data: Path) -> int:
+    """What ``inference.max_new_tokens: auto`` gives the fine-tuned run, computed here for the zero-shot run too,
+    so both generate under the same cap (the base model has no recorded summary lengths)."""
+    import pandas as pd
+
+    from src.config import load_config
+    from src.models.loading import load_tokenizer, model_location
+    from src.prompting.builder import PromptBuilder
+    from src.train.final import summary_lengths
+
+    cfg = load_config(PRESET, [])
+    builder = PromptBuilder(load_tokenizer(model_location(cfg), cfg), cfg.prompt)
+    summaries = pd.read_csv(data / "train.csv", dtype=str)["summary"]
+    return int(summary_lengths([len(builder.completion_ids(s)) for s in summaries])["auto_max_new_tokens"])
+
+
 def decoding(work: Path, checkpoint: Path, overrides: list[str]) -> dict[str, Any]:
     """Greedy vs tuned vs tuned + MBR on the held-out rows, the search on the tuning rows (in process)."""
     import pandas as pd
@@ -92,7 +108,9 @@ def decoding(work: Path, checkpoint: Path, overrides: list[str]) -> dict[str, An
     from src.config import load_config
     from src.evaluation import score_texts
     from src.inference.factory import as_trained, load_predictor
+    from src.inference.constraints import script_pattern
     from src.inference.mbr import MbrPredictor
+    from src.inference.postprocess import drop_unfinished
     from src.inference.tuning import candidates, search
     from src.inference.tuning_run import _generator
     from src.utils.journal import JsonlJournal
@@ -112,12 +130,19 @@ def decoding(work: Path, checkpoint: Path, overrides: list[str]) -> dict[str, An
     trials = search(candidates(cfg.tune, cfg.seed), tune_df["fname"].tolist(), cfg.tune, generate,
                     lambda s, f: {"final": score(s, [refs[x] for x in f]), "rouge1": 0, "rouge2": 0, "rougeL": 0})
     best = trials[0].setting
-    greedy = predictor.predict_batch(held["dialogue"].tolist(), held["fname"].tolist())
-    tuned = predictor.predict_batch(held["dialogue"].tolist(), held["fname"].tolist(), **best)
+    dialogues, names, gold = held["dialogue"].tolist(), held["fname"].tolist(), held["summary"].tolist()
+    raw = predictor.predict_batch(dialogues, names, cut_unfinished=False, block_scripts=())
+    greedy = predictor.predict_batch(dialogues, names)
+    tuned = predictor.predict_batch(dialogues, names, **best)
     runs = [best] + [{**best, "do_sample": True, "temperature": 0.7, "top_p": 0.95, "num_beams": 1, "seed": SEED + i}
                      for i in range(3)]
     mbr = MbrPredictor(predictor, runs, "kiwi", (1.0, 1.0, 1.0)).predict_dataframe(held)
-    return {"greedy_final": round(score(greedy, held["summary"].tolist()), 2),
+    pattern = script_pattern(("han", "kana", "cyrillic"))
+    post = {"raw_final": round(score(raw, gold), 2),
+            "raw_cut_unfinished_final": round(score([drop_unfinished(t) for t in raw], gold), 2),
+            "raw_outputs_with_foreign_script": sum(bool(pattern.search(t)) for t in raw),
+            "raw_outputs_cut": sum(drop_unfinished(t) != t for t in raw)}
+    return {**post, "greedy_final": round(score(greedy, held["summary"].tolist()), 2),
             "tuned_final": round(score(tuned, held["summary"].tolist()), 2),
             "mbr_final": round(score(mbr["summary"].tolist(), held["summary"].tolist()), 2),
             "tokenizer": "kiwi", "tuned_setting": best, "tuning_rows": len(tune_df), "mbr_candidates": len(runs)}
@@ -135,8 +160,9 @@ def main() -> None:
     data = split(args.work)
     base = REPO_ROOT / "model" / "embedded" / "gemma-3-270m"
     common = ["--skip-augmentation", "--skip-merge", "--skip-tune", *args.overrides]
+    cap = length_cap(data)
     zero = pipeline(args.work, "zero-shot", ["--stages", "infer,evaluate", f"inference.checkpoint={base}",
-                                             *args.overrides])
+                                             f"inference.max_new_tokens={cap}", *args.overrides])
     tuned = pipeline(args.work, "finetuned", [*common, f"training.max_steps={args.steps}",
                                               "training.save_steps=1000", "training.eval_steps=1000"])
     result: dict[str, Any] = {
@@ -146,7 +172,8 @@ def main() -> None:
         "train_seconds": tuned["stages"]["train"]["seconds"], "train_tokens_per_s": round(
             train_tokens_per_s(args.work, "finetuned"), 1),
         "zero_shot_infer_seconds": zero["stages"]["infer"]["seconds"],
-        "finetuned_infer_seconds": tuned["stages"]["infer"]["seconds"], "scorer": "kiwi", "data": str(data)}
+        "finetuned_infer_seconds": tuned["stages"]["infer"]["seconds"], "max_new_tokens": cap, "scorer": "kiwi",
+        "data": str(data)}
     if args.decoding:
         result.update(decoding(args.work, args.work / "model" / "finetuned" / "final_checkpoint", args.overrides))
     result["minutes"] = round((time.perf_counter() - start) / 60, 1)

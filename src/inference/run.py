@@ -11,6 +11,8 @@ from typing import Any, Optional
 
 import pandas as pd
 
+from dataclasses import replace
+
 from src.config import Config
 from src.context import present
 from src.data.loading import load_split
@@ -103,7 +105,8 @@ def predict_splits(cfg: Config, inputs: dict[str, Optional[Path]], outputs: dict
         journals.append(journal)
     for j in journals:
         j.remove()
-    report = _report(cfg, present(inputs, "checkpoint"), stats)
+    report = _report(replace(cfg, inference=getattr(predictor, "gen", cfg.inference)), present(inputs, "checkpoint"),
+                     stats)
     if hasattr(predictor, "summary"):
         report["mbr"] = predictor.summary()
     if cfg.inference.ensemble_from:

@@ -36,15 +36,15 @@ class CleanText(logging.Filter):
 
 
 class DropMessage(logging.Filter):
-    """Drop records of one logger whose message starts with ``prefix``."""
+    """Drop records of one logger whose message contains ``text`` (libraries prefix theirs, e.g. ``[RANK 0]``)."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, text: str) -> None:
         super().__init__()
-        self.prefix = prefix
+        self.text = text
 
     def filter(self, record: logging.LogRecord) -> bool:
         """False for the dropped message."""
-        return not record.getMessage().startswith(self.prefix)
+        return self.text not in record.getMessage()
 
 
 def quiet_third_party() -> None:

@@ -196,20 +196,37 @@ def _completion(body: dict, content: Optional[str]) -> dict:
 
 # ---------------------------------------------------------------- a scripted "augmenter" for demos
 
-_FILLERS = ("음, ", "그러니까 ", "아, ", "저기, ", "글쎄, ")
+_FILLERS = ("음, ", "그러니까 ", "아, ", "저기, ", "글쎄요, ")
+# meaning-keeping swaps a paraphraser might make (each side reads naturally in these dialogues)
+_SWAPS = (("정말", "진짜"), ("하지만", "그렇지만"), ("그래서", "그러니까"), ("아주", "무척"), ("조금", "약간"),
+          ("감사합니다", "고맙습니다"), ("미안해요", "죄송해요"), ("많이", "꽤"), ("빨리", "얼른"), ("같아요", "것 같네요"),
+          ("좋아요", "괜찮아요"), ("알겠어요", "알았어요"), ("생각해요", "생각합니다"), ("있어요", "있습니다"),
+          ("없어요", "없습니다"), ("그럼", "그러면"), ("아마", "어쩌면"), ("네, ", "예, "))
+# short, fluent, invented dialogues a synthetic request may get back (none copies a train or dev row)
+_INVENTED = (
+    ("#Person1#: 이번 주말에 같이 등산 갈래요?\n#Person2#: 좋아요. 어느 산으로 갈까요?\n"
+     "#Person1#: 북한산이 가깝고 경치도 좋대요.\n#Person2#: 그럼 토요일 아침 일곱 시에 역에서 만나요.",
+     "#Person1#과 #Person2#는 토요일 아침에 북한산으로 등산을 가기로 합니다."),
+    ("#Person1#: 어제 주문한 신발이 아직 안 왔어요.\n#Person2#: 주문 번호를 알려 주시겠어요?\n"
+     "#Person1#: 네, 여기 있습니다.\n#Person2#: 확인해 보니 내일 도착할 예정입니다.",
+     "#Person1#은 주문한 신발이 오지 않았다고 문의하고, #Person2#는 내일 도착한다고 안내합니다."),
+    ("#Person1#: 요즘 잠을 잘 못 자서 피곤해요.\n#Person2#: 자기 전에 휴대폰을 보는 편이에요?\n"
+     "#Person1#: 네, 늦게까지 영상을 봐요.\n#Person2#: 그럼 한 시간 전에는 휴대폰을 내려놓아 보세요.",
+     "#Person1#은 잠을 잘 못 자서 피곤하고, #Person2#는 자기 전에 휴대폰을 보지 말라고 조언합니다."),
+)
 
 
-def _rewrite(dialogue: str, scramble: bool = False) -> str:
-    """A crude, deterministic 'paraphrase': a filler word and the turn's words in reverse order
-    (``scramble`` also reverses each word, so a 'new' dialogue shares few n-grams with its example)."""
+def _rewrite(dialogue: str) -> str:
+    """A fluent, deterministic 'paraphrase': a filler at the start of every other turn and a few word swaps."""
     out = []
     for i, line in enumerate(dialogue.strip().splitlines()):
         tag, sep, text = line.partition(": ")
         if not sep:
             out.append(line)
             continue
-        words = [w[::-1] if scramble and "#" not in w else w for w in reversed(text.split())]
-        out.append(f"{tag}: {_FILLERS[i % len(_FILLERS)]}{' '.join(words)}")
+        for old, new in _SWAPS:
+            text = text.replace(old, new)
+        out.append(f"{tag}: {_FILLERS[i % len(_FILLERS)] if i % 2 == 0 else ''}{text}")
     return "\n".join(out)
 
 
@@ -245,8 +262,7 @@ def demo_responder(messages: list[dict], body: dict) -> str:
 
 def _demo_synthetic(prompt: str, bucket: int) -> str:
     example = _between(prompt, "예시 1:\n대화:\n", "\n요약:\n")
-    summary = _between(prompt, "\n요약:\n", "\n\n예시 2")
-    dialogue = _rewrite(example, scramble=True)
+    dialogue, summary = _INVENTED[bucket % len(_INVENTED)]
     if bucket == 5:
         turns = [{"speaker": line.split(":", 1)[0].strip("#"), "text": line.split(": ", 1)[-1]}
                  for line in dialogue.splitlines()]
