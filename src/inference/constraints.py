@@ -37,8 +37,11 @@ def _blocked_ids(tokenizer: Any, scripts: tuple[str, ...]) -> tuple[int, ...]:
     return tuple(sorted(found))
 
 
+def blocked_token_ids(tokenizer: Any, scripts: tuple[str, ...]) -> tuple[int, ...]:
+    """Every vocabulary id whose text holds a character of ``scripts`` (special tokens spared)."""
+    return _blocked_ids(tokenizer, tuple(sorted(scripts))) if scripts else ()
+
+
 def bad_words_ids(tokenizer: Any, scripts: tuple[str, ...]) -> list[list[int]]:
     """``generate(bad_words_ids=...)`` for every vocabulary token holding a character of ``scripts``."""
-    if not scripts:
-        return []
-    return [[i] for i in _blocked_ids(tokenizer, tuple(sorted(scripts)))]
+    return [[i] for i in blocked_token_ids(tokenizer, scripts)]

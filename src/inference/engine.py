@@ -7,7 +7,7 @@ batching and decoding, so both engines see exactly the prompts training used.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional, Protocol, Sequence
 
 from src.config import InferenceConfig
@@ -21,8 +21,12 @@ class Engine(Protocol):
 
     chunk_size: int
 
-    def generate(self, batch: list[list[int]], gen: InferenceConfig, stop_ids: list[int]) -> list[tuple[list[int], bool]]:
-        """Per prompt: the new ids before the first stop id, and whether a stop id ended it."""
+    def generate(self, batch: list[list[int]], gen: InferenceConfig, stop_ids: list[int],
+                 banned: Sequence[int] = ()) -> list[tuple[list[int], bool]]:
+        """Per prompt: the new ids before the first stop id, and whether a stop id ended it.
+
+        ``banned`` ids are never generated (``inference.block_scripts``, resolved per call).
+        """
         ...
 
 
@@ -43,14 +47,14 @@ class TransformersEngine:
     pad_id: int
     device: str
     chunk_size: int = 0
-    bad_words: list[list[int]] = field(default_factory=list)  # inference.block_scripts (src.inference.constraints)
 
-    def generate(self, batch: list[list[int]], gen: InferenceConfig, stop_ids: list[int]) -> list[tuple[list[int], bool]]:
+    def generate(self, batch: list[list[int]], gen: InferenceConfig, stop_ids: list[int],
+                 banned: Sequence[int] = ()) -> list[tuple[list[int], bool]]:
         """New ids per prompt; on CUDA out-of-memory the batch is halved (greedy outputs do not change)."""
         import torch
 
         try:
-            return self._generate(batch, gen, stop_ids)
+            return self._generate(batch, gen, stop_ids, banned)
         except torch.cuda.OutOfMemoryError:
             if len(batch) == 1:
                 raise UserError("CUDA out of memory generating a single prompt; lower prompt.max_prompt_tokens or "
@@ -59,9 +63,10 @@ class TransformersEngine:
             half = len(batch) // 2
             log.warning("CUDA out of memory at %d prompts; retrying as %d + %d (lower inference.batch_size "
                         "or set inference.max_batch_tokens)", len(batch), half, len(batch) - half)
-            return self.generate(batch[:half], gen, stop_ids) + self.generate(batch[half:], gen, stop_ids)
+            return self.generate(batch[:half], gen, stop_ids, banned) + self.generate(batch[half:], gen, stop_ids, banned)
 
-    def _generate(self, batch: list[list[int]], gen: InferenceConfig, stop_ids: list[int]) -> list[tuple[list[int], bool]]:
+    def _generate(self, batch: list[list[int]], gen: InferenceConfig, stop_ids: list[int],
+                  banned: Sequence[int]) -> list[tuple[list[int], bool]]:
         import torch
 
         width = max(map(len, batch))
@@ -69,7 +74,7 @@ class TransformersEngine:
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=self.device)
         with torch.inference_mode():
             out = self.model.generate(input_ids=ids, attention_mask=mask,
-                                      **generate_kwargs(gen, stop_ids, self.pad_id, self.bad_words))
+                                      **generate_kwargs(gen, stop_ids, self.pad_id, [[i] for i in banned]))
         return [cut_at_stop(row, stop_ids, self.pad_id) for row in out[:, width:].tolist()]
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 from src.config import Config, InferenceConfig
 from src.inference.batching import (BatchCallback, GenerationStats, checked_settings, length_batches, new_token_cap,
                                     predict_frame, run_batches)
-from src.inference.constraints import bad_words_ids
+from src.inference.constraints import blocked_token_ids
 from src.inference.engine import Engine, TransformersEngine
 from src.inference.postprocess import fallback_summary, postprocess
 from src.models.checkpoint import check_checkpoint, load_inference_model
@@ -46,8 +46,7 @@ class Predictor:
     def __post_init__(self) -> None:
         self.gen = resolve_max_new_tokens(self.gen, {})  # a number stays; auto without a checkpoint: the default
         if self.engine is None:
-            self.engine = TransformersEngine(self.model, self.tokenizer.pad_token_id, self.device,
-                                             bad_words=bad_words_ids(self.tokenizer, self.gen.block_scripts))
+            self.engine = TransformersEngine(self.model, self.tokenizer.pad_token_id, self.device)
 
     @property
     def backend(self) -> Engine:
@@ -84,9 +83,10 @@ class Predictor:
         prompts = [self._encode(str(d), f) for d, f in zip(dialogues, fnames)]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
         stop_ids = self.builder.stop_token_ids
+        banned = blocked_token_ids(self.tokenizer, gen.block_scripts)  # per call: overrides may change it
         outputs = run_batches(
             self._batches(order, prompts, gen), len(prompts),
-            lambda batch: self.backend.generate([prompts[i] for i in batch], gen, stop_ids),
+            lambda batch: self.backend.generate([prompts[i] for i in batch], gen, stop_ids, banned),
             lambda i, result: self._finish(result[0], result[1], str(dialogues[i]), fnames[i], gen),
             self.stats, on_batch)
         self.stats.dialogues += len(dialogues)

@@ -9,7 +9,7 @@ import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from src.config import Config, InferenceConfig
 from src.errors import UserError
@@ -41,10 +41,18 @@ def check_backend(cfg: Config) -> Optional[str]:
             "or set inference.backend=transformers")
 
 
-def sampling_kwargs(gen: InferenceConfig, stop_ids: list[int], seed: int) -> dict[str, Any]:
-    """``SamplingParams`` arguments matching the transformers settings (temperature 0 is greedy)."""
+def sampling_kwargs(gen: InferenceConfig, stop_ids: list[int], seed: int,
+                    banned: Sequence[int] = ()) -> dict[str, Any]:
+    """``SamplingParams`` arguments matching the transformers settings (temperature 0 is greedy).
+
+    Banned ids get a logit bias of -100 (the OpenAI API's bound), far past any real gap between
+    logits; vLLM's ``bad_words`` takes strings, and what we hold are single token ids. Not run here
+    (no vLLM on a CPU machine): the transformers engine is the tested path.
+    """
     kw: dict[str, Any] = dict(n=1, max_tokens=gen.max_new_tokens, stop_token_ids=list(stop_ids),
                               repetition_penalty=gen.repetition_penalty, temperature=0.0, top_p=1.0)
+    if banned:
+        kw["logit_bias"] = {int(i): -100.0 for i in banned}
     if gen.do_sample:
         kw.update(temperature=gen.temperature, top_p=gen.top_p, seed=seed)
     return kw
@@ -59,11 +67,12 @@ class VllmEngine:
     seed: int = 0
     chunk_size: int = CHUNK
 
-    def generate(self, batch: list[list[int]], gen: InferenceConfig, stop_ids: list[int]) -> list[tuple[list[int], bool]]:
+    def generate(self, batch: list[list[int]], gen: InferenceConfig, stop_ids: list[int],
+                 banned: Sequence[int] = ()) -> list[tuple[list[int], bool]]:
         """New ids per prompt before the first stop id, and whether a stop ended it."""
         from vllm import SamplingParams
 
-        params = SamplingParams(**sampling_kwargs(gen, stop_ids, self.seed))
+        params = SamplingParams(**sampling_kwargs(gen, stop_ids, self.seed, banned))
         outs = self.llm.generate([{"prompt_token_ids": p} for p in batch], params, lora_request=self.lora,
                                  use_tqdm=False)
         results = []

@@ -107,6 +107,39 @@ def test_engine_left_pads_and_decodes_only_new_tokens() -> None:
     assert kw["eos_token_id"] == [2] and kw["max_new_tokens"] == 4 and kw["temperature"] is None
     assert out == [([7, 8], True), ([5], False)]
     assert cut_at_stop([3, 2, 3], [2], None) == ([3], True)
+    assert "bad_words_ids" not in kw
+
+
+class _RecordingEngine:
+    chunk_size = 0
+
+    def __init__(self) -> None:
+        self.banned: list[tuple[int, ...]] = []
+
+    def generate(self, batch, gen, stop_ids, banned=()):
+        self.banned.append(tuple(banned))
+        return [([], True) for _ in batch]
+
+
+def test_block_scripts_are_resolved_per_call(monkeypatch, tiny_trained: dict) -> None:
+    """A per-call override of inference.block_scripts reaches the engine (tuning and benchmarks rely on it).
+
+    The tiny tokenizer holds no Cyrillic, so the lookup is stood in for; test_constraints checks it on real ones.
+    """
+    import src.inference.predictor as predictor_module
+
+    monkeypatch.setattr(predictor_module, "blocked_token_ids", lambda tok, scripts: (7, 8) if scripts else ())
+    t = tiny_trained
+    engine = _RecordingEngine()
+    pred = Predictor(None, t["tokenizer"], t["builder"], None, InferenceConfig(block_scripts=("cyrillic",)), "cpu",
+                     engine=engine)
+    pred.predict_batch(["#Person1#: 안녕"])
+    pred.predict_batch(["#Person1#: 안녕"], block_scripts=())
+    assert engine.banned[0] == (7, 8)
+    assert engine.banned[1] == ()
+    model = _FakeModel([[5, 2]])
+    TransformersEngine(model, pad_id=0, device="cpu").generate([[4]], InferenceConfig(max_new_tokens=2), [2], banned=(9,))
+    assert model.calls[0][2]["bad_words_ids"] == [[9]]
 
 
 def test_from_checkpoint_full_weights(tiny_trained: dict, by_batch_size: dict, dialogues: list[str]) -> None:

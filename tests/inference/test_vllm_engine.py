@@ -91,3 +91,9 @@ def test_vllm_engine_with_the_predictor(monkeypatch, tiny_trained: dict) -> None
 def test_sampling_params_when_sampling() -> None:
     kw = vllm_backend.sampling_kwargs(InferenceConfig(do_sample=True, temperature=0.7, top_p=0.9), [2], seed=5)
     assert kw["temperature"] == 0.7 and kw["top_p"] == 0.9 and kw["seed"] == 5
+
+
+def test_banned_ids_become_a_logit_bias() -> None:
+    kw = vllm_backend.sampling_kwargs(InferenceConfig(), [2], seed=0, banned=(11, 12))
+    assert kw["logit_bias"] == {11: -100.0, 12: -100.0}
+    assert "logit_bias" not in vllm_backend.sampling_kwargs(InferenceConfig(), [2], seed=0)
