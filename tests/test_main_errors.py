@@ -42,6 +42,7 @@ def test_wrong_type(tmp_path: Path) -> None:
     assert "'inference.batch_size'" in err
 
 
+@pytest.mark.slow
 def test_missing_column(tmp_path: Path) -> None:
     data = debug_copy(tmp_path)
     edit_csv(data / "train.csv", lambda df: df.drop(columns=["summary"], inplace=True))
@@ -49,6 +50,7 @@ def test_missing_column(tmp_path: Path) -> None:
     assert "train.csv" in err and "missing column(s) summary" in err
 
 
+@pytest.mark.slow
 def test_duplicate_fname(tmp_path: Path) -> None:
     data = debug_copy(tmp_path)
     edit_csv(data / "dev.csv", lambda df: df.__setitem__("fname", ["dev_0"] * len(df)))
@@ -56,6 +58,7 @@ def test_duplicate_fname(tmp_path: Path) -> None:
     assert "dev.csv: row 3 (fname dev_0): duplicate fname" in err
 
 
+@pytest.mark.slow
 def test_empty_dialogue(tmp_path: Path) -> None:
     data = debug_copy(tmp_path)
     edit_csv(data / "test.csv", lambda df: df.__setitem__("dialogue", [""] + list(df["dialogue"][1:])))
@@ -63,6 +66,7 @@ def test_empty_dialogue(tmp_path: Path) -> None:
     assert "test.csv: row 2 (fname test_0): column dialogue is empty" in err
 
 
+@pytest.mark.slow
 def test_undecodable_file(tmp_path: Path) -> None:
     data = debug_copy(tmp_path)
     raw = (data / "train.csv").read_bytes()
@@ -79,6 +83,7 @@ def test_bom_is_tolerated(tmp_path: Path) -> None:
     assert list(load_split(data / "dev.csv", "dev").columns[:3]) == ["fname", "dialogue", "summary"]
 
 
+@pytest.mark.slow
 def test_missing_file(tmp_path: Path) -> None:
     data = debug_copy(tmp_path)
     (data / "test.csv").unlink()
@@ -86,11 +91,13 @@ def test_missing_file(tmp_path: Path) -> None:
     assert "test.csv: file not found" in err
 
 
+@pytest.mark.slow
 def test_unreachable_model(tmp_path: Path) -> None:
     err = run_bad(tmp_path, debug_copy(tmp_path), "model.name=nobody-here/no-such-model-xyz")
     assert "'model.name' = 'nobody-here/no-such-model-xyz'" in err
 
 
+@pytest.mark.slow
 def test_several_problems_reported_together(tmp_path: Path) -> None:
     data = debug_copy(tmp_path)
     edit_csv(data / "dev.csv", lambda df: df.__setitem__("fname", ["dev_0"] * len(df)))
@@ -99,6 +106,7 @@ def test_several_problems_reported_together(tmp_path: Path) -> None:
     assert "duplicate fname" in err and "column dialogue is empty" in err
 
 
+@pytest.mark.slow
 def test_skip_without_outputs_names_the_stage(tmp_path: Path) -> None:
     err = run_bad(tmp_path, debug_copy(tmp_path), "--skip-training")
     assert "run the 'train' stage first" in err
@@ -124,6 +132,7 @@ def help_text() -> str:
     return res.stdout
 
 
+@pytest.mark.slow
 def test_missing_vllm_is_reported_before_training(tmp_path: Path) -> None:
     import importlib.util
 

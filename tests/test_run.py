@@ -41,6 +41,7 @@ def test_help_points_to_the_keys_presets_and_evaluator() -> None:
         assert text in res.stdout, text
 
 
+@pytest.mark.slow
 def test_dry_run_checks_everything_and_prints_the_plan(tmp_path: Path) -> None:
     res = run_cli(["--debug-small", "--run-name", "plan", "--skip-augmentation", "--dry-run", *tmp_paths(tmp_path)])
     assert res.returncode == 0, res.stderr
@@ -76,6 +77,7 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
     RunLock(run_dir).acquire().release()  # the kernel dropped the dead holder's lock
 
 
+@pytest.mark.slow
 def test_resume_uses_the_saved_config_and_a_typo_names_the_nearest_runs(tmp_path: Path) -> None:
     first = run_cli(["--debug-small", "--run-name", "exp1", "--stages", "preprocess", "preprocess.typo_fix=false",
                      *tmp_paths(tmp_path)])
@@ -94,6 +96,7 @@ def test_a_manifest_of_the_wrong_shape_is_one_line(tmp_path: Path) -> None:
     assert res.returncode == 2 and "Traceback" not in res.stderr and "not a run manifest" in res.stderr
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_and_the_run_resumes(tmp_path: Path) -> None:
     """ENOSPC injected at the first CSV write of the preprocess stage (sitecustomize in a PYTHONPATH folder)."""
     hook = tmp_path / "hook"

@@ -70,6 +70,7 @@ def test_long_waits_are_logged(tmp_path: Path, caplog) -> None:
     assert result.stats["ledger"]["succeeded"] == 1
 
 
+@pytest.mark.slow
 def test_no_key_records_the_stage_skipped_and_resume_with_a_key_runs_it(tmp_path: Path) -> None:
     with FakeOpenAIServer() as server:
         args = ["--debug-small", "--run-name", "aug", "--stages", "preprocess,augment", "augmentation.backend=api",

@@ -24,6 +24,7 @@ def test_gpu_benchmark_skips_without_gpu() -> None:
     assert res.returncode == 0 and res.stdout.startswith("skipped: "), res.stdout + res.stderr
 
 
+@pytest.mark.slow
 def test_gpu_benchmark_smoke_runs_the_project_path() -> None:
     need_shared(SHARED / "tokenizers" / "solar-10.7b-instruct")
     res = _run("--smoke", "--backend", "transformers", "--max-new-tokens", "8")

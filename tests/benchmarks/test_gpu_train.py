@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import REPO
 
 
+@pytest.mark.slow
 def test_gpu_train_skips_without_gpu() -> None:
     import torch
 

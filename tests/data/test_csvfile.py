@@ -57,6 +57,7 @@ def test_duplicate_headers_and_nul_bytes(tmp_path: Path, test_csv_text: str) -> 
     assert "column dialogue holds a NUL byte" in line
 
 
+@pytest.mark.slow
 def test_a_broken_test_file_stops_the_run_before_any_stage(tmp_path: Path) -> None:
     data = tmp_path / "data"
     debug = Path(__file__).resolve().parents[2] / "data" / "debug"

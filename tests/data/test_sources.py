@@ -289,6 +289,7 @@ FAST = ["training.max_steps=2", "training.eval_steps=0", "training.save_steps=10
         "prompt.max_prompt_tokens=256", "data.max_rows.dev=6", "data.max_rows.test=6"]
 
 
+@pytest.mark.slow
 def test_trains_from_mapped_jsonl_parquet_and_folder(tmp_path: Path, en) -> None:
     data = tmp_path / "data"
     jsonl(data / "alpaca.jsonl", alpaca(en["train"].iloc[:30]))
@@ -316,6 +317,7 @@ def test_trains_from_mapped_jsonl_parquet_and_folder(tmp_path: Path, en) -> None
     assert stages["train"]["global_step"] == 2 and stages["train"]["examples"] == len(merged) >= len(clean) - 2
 
 
+@pytest.mark.slow
 def test_trains_from_a_hub_dataset_and_scores_the_mapped_dev(tmp_path: Path, en) -> None:
     folder = tmp_path / "hubds"
     folder.mkdir()
@@ -343,6 +345,7 @@ def test_trains_from_a_hub_dataset_and_scores_the_mapped_dev(tmp_path: Path, en)
     ([], "data.hub.train.path=nobody-here/no-such-dataset",
      "error: data.hub.train.path = 'nobody-here/no-such-dataset': cannot be loaded"),
 ])
+@pytest.mark.slow
 def test_bad_sources_stop_before_any_stage(tmp_path: Path, flags: list[str], override: str, expected: str) -> None:
     res = run_cli(["--debug-small", "--run-name", "bad", *flags, *tmp_paths(tmp_path), override], timeout=120)
     assert res.returncode == 2 and "Traceback" not in res.stderr

@@ -36,6 +36,7 @@ def test_cli_prints_json_last_and_writes_report(tmp_path: Path) -> None:
     assert written == {"scores.csv", "metrics.json", "report.md", "score_hist.png"}
 
 
+@pytest.mark.slow
 def test_499_dev_rows_in_kiwi_mode(tmp_path: Path, dev_ko_path: Path, dev_pred: pd.DataFrame) -> None:
     """Shuffled predictions are matched by fname (the time it takes is a benchmark: benchmarks.scoring_speed)."""
     dev_pred.sample(frac=1.0, random_state=3).to_csv(tmp_path / "pred.csv", index=False)

@@ -109,6 +109,7 @@ def test_other_tokenizers_match_rouge_f1_on_their_prepared_texts(tokenizer: str,
     assert pairwise_f1(pairs, tokenizer).tolist() == [list(rouge_f1(prepared[h], prepared[r])) for h, r in pairs]
 
 
+@pytest.mark.slow
 def test_499_dialogues_x_16_candidates_within_budget(dev_ko: pd.DataFrame) -> None:
     pools = make_pools(dev_ko["summary"].tolist(), dev_ko["dialogue"].tolist(), 16)
     started = time.perf_counter()

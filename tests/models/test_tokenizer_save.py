@@ -25,6 +25,7 @@ def solar_prompts(shared_tokenizers: Path):
     return tok, texts
 
 
+@pytest.mark.slow
 def test_solar_saved_tokenizer_reproduces_every_dev_prompt(solar_prompts, tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 

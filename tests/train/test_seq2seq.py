@@ -119,6 +119,7 @@ def test_no_mixed_precision_without_cuda(caplog) -> None:
     assert flags == {"bf16": False, "fp16": False} and "needs CUDA" in caplog.text
 
 
+@pytest.mark.slow
 def test_resume_continues_from_latest_checkpoint(tmp_path: Path) -> None:
     from src.models.debug import build_tiny_seq2seq
 
@@ -183,6 +184,7 @@ def keyword_run(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_tiny_bart_learns_the_keyword_rule(keyword_run: Path) -> None:
     metrics = json.loads((keyword_run / "output" / "r1" / "metrics.json").read_text())
     assert metrics["final"] >= 80 and metrics["n"] == 20
@@ -212,6 +214,7 @@ def test_final_checkpoint_tokenizer_holds_special_tokens(keyword_run: Path) -> N
         assert tok(token, add_special_tokens=False)["input_ids"] == [tok.convert_tokens_to_ids(token)]
 
 
+@pytest.mark.slow
 def test_fresh_process_reproduces_predictions(keyword_run: Path) -> None:
     ckpt = keyword_run / "model" / "r1" / "final_checkpoint"
     res = run_cli(["--debug-small", "--run-name", "r2", "--stages", "preprocess,infer,evaluate", "model.type=seq2seq",
@@ -223,6 +226,7 @@ def test_fresh_process_reproduces_predictions(keyword_run: Path) -> None:
         assert (keyword_run / "output" / "r2" / name).read_text(encoding="utf-8") == first, name
 
 
+@pytest.mark.slow
 def test_debug_small_seq2seq_runs_every_stage(tmp_path: Path) -> None:
     res = run_cli(["--debug-small", "--run-name", "s", "model.type=seq2seq", *tmp_paths(tmp_path),
                    "training.max_steps=6", "training.eval_steps=3", "training.save_steps=3"], env=ONE_THREAD)

@@ -27,6 +27,7 @@ def tok(synthetic):
     return load_tokenizer(str(synthetic["model"]), make_cfg(synthetic))
 
 
+@pytest.mark.slow
 def test_qlora_4bit_trains_the_adapter_and_leaves_the_base(synthetic, tok, tmp_path: Path) -> None:
     import bitsandbytes as bnb
 
@@ -165,6 +166,7 @@ def test_instruction_augmentation_renders_every_variant(synthetic, tok) -> None:
     assert all(v in t for v, t in zip(variants, texts))
 
 
+@pytest.mark.slow
 def test_merge_adapter_writes_weights_that_match_the_adapter(synthetic, tok, tmp_path: Path) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
