@@ -137,7 +137,7 @@ class ModelConfig:
     device: str = opt("auto", "auto (cuda, then mps, then cpu), cuda, mps or cpu", ("auto", "cuda", "mps", "cpu"))
     attn_implementation: Optional[str] = opt(None, "eager, sdpa or flash_attention_2; None lets transformers pick")
     cpu_threads: Union[int, str] = opt("auto", "torch and Kiwi threads: auto (the cores this process may use minus "
-                                               "the load other processes put on them, at least 1) or a number", ge=1)
+                                               "the cores other processes keep busy, sampled at start; at least 1) or a number", ge=1)
     special_tokens: tuple[str, ...] = opt(
         ("#Person1#", "#Person2#", "#Person3#", "#Person4#", "#Person5#", "#Person6#", "#Person7#"),
         "tokens added to a seq2seq tokenizer (speaker tags and masks)",

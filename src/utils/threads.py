@@ -2,19 +2,24 @@
 
 torch's default (one thread per core) spins every core even when another process already uses
 them, which makes a small CPU run several times slower on a busy machine (figures in
-docs/BENCHMARKS.md). ``auto`` therefore takes
-the cores in this process's affinity mask minus the load other processes put on them (the 1-minute
-load average, measured before our own work starts), at least one. ``model.cpu_threads`` overrides it.
+docs/BENCHMARKS.md). ``auto`` therefore takes the cores in this process's affinity mask minus what
+other processes keep busy on them, at least one. "Busy" is sampled from ``/proc/stat`` over half a
+second while this process sleeps, so a run started right after another one finished is not held to
+one thread by the 1-minute load average that run left behind; without ``/proc/stat`` it is that load
+average. ``model.cpu_threads`` overrides it.
 """
 from __future__ import annotations
 
 import logging
 import os
-from typing import Union
+import time
+from pathlib import Path
+from typing import Optional, Union
 
 log = logging.getLogger(__name__)
 
 _chosen: list[int] = []  # the count applied in this process (read by Kiwi)
+_busy: list[float] = []  # the busy cores measured for the last ``auto`` choice (logged)
 
 
 def available_cores() -> int:
@@ -25,16 +30,48 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _cpu_ticks(stat: Path, cpus: set[int]) -> Optional[tuple[int, int]]:
+    """(busy, total) jiffies summed over ``cpus`` from a ``/proc/stat`` file; None when it is unreadable."""
+    busy = total = 0
+    try:
+        lines = stat.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        name, *fields = line.split()
+        if not name.startswith("cpu") or not name[3:].isdigit() or int(name[3:]) not in cpus:
+            continue
+        ticks = [int(x) for x in fields[:8]]  # user nice system idle iowait irq softirq steal
+        total += sum(ticks)
+        busy += sum(ticks) - ticks[3] - ticks[4]
+    return (busy, total) if total else None
+
+
+def busy_cores(sample_s: float = 0.5, stat: Path = Path("/proc/stat")) -> float:
+    """How many of this process's cores others keep busy: sampled while we sleep, else the 1-minute load."""
+    try:
+        cpus = set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = set(range(os.cpu_count() or 1))
+    before = _cpu_ticks(stat, cpus)
+    if before is not None:
+        time.sleep(sample_s)
+        after = _cpu_ticks(stat, cpus)
+        if after is not None and after[1] > before[1]:
+            return len(cpus) * (after[0] - before[0]) / (after[1] - before[1])
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0
+
+
 def choose_threads(setting: Union[int, str]) -> int:
     """A number as given; ``auto``: the available cores not already busy with other processes (>= 1)."""
     if isinstance(setting, int):
         return setting
     cores = available_cores()
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:
-        busy = 0.0
-    return max(1, min(cores, int(cores - busy + 0.5)))
+    _busy[:] = [busy_cores()]
+    return max(1, min(cores, int(cores - _busy[0] + 0.5)))
 
 
 def apply_threads(setting: Union[int, str]) -> int:
@@ -47,7 +84,7 @@ def apply_threads(setting: Union[int, str]) -> int:
         return threads
     torch.set_num_threads(threads)
     log.info("CPU threads: %d (%d cores available%s; model.cpu_threads=%s)", threads, available_cores(),
-             f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "", setting)
+             f", {_busy[0]:.1f} busy with other processes" if _busy and isinstance(setting, str) else "", setting)
     return threads
 
 
