@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from tests.conftest import REPO, run_cli, tmp_paths
 
@@ -71,6 +72,24 @@ def test_manifest_records_every_stage(debug_run: dict) -> None:
     infer = m["stages"]["infer"]
     assert infer["throughput"]["dialogues"] == 24 and 0 <= infer["hit_max_new_tokens"] <= 24
     assert all(isinstance(m["stages"][s]["seconds"], float) for s in STAGES)
+
+
+def test_tune_writes_its_files_and_infer_uses_the_choice(debug_run: dict) -> None:
+    """Issue 16: tuning.csv, tuning.png, best_generation.yaml; infer generates with the chosen settings."""
+    import yaml
+
+    out = debug_run["root"] / "output" / "r1"
+    table = pd.read_csv(out / "tuning.csv")
+    assert len(table) >= 2 and {"final", "seconds", "rows"} <= set(table.columns)
+    assert (out / "tuning.png").stat().st_size > 0
+    chosen = yaml.safe_load((out / "best_generation.yaml").read_text(encoding="utf-8"))["inference"]
+    m = manifest(debug_run["root"])
+    assert {k: m["stages"]["tune"]["best"][k] for k in chosen} == chosen
+    settings = m["stages"]["infer"]["settings"]
+    assert {k: settings[k] for k in chosen if k in settings} == {k: v for k, v in chosen.items() if k in settings}
+    tuning_rows = set(pd.read_csv(out / "tuning_rows.csv")["fname"])
+    scored = set(pd.read_csv(out / "scores.csv")["fname"])
+    assert tuning_rows and not tuning_rows & scored, "the dev score never includes a tuning row"
 
 
 def test_submission_and_metrics(debug_run: dict) -> None:
@@ -141,15 +160,17 @@ def test_skip_training_uses_saved_checkpoint(debug_run: dict) -> None:
 def test_new_run_from_other_checkpoint(debug_run: dict) -> None:
     root = debug_run["root"]
     ckpt = root / "model" / "r1" / "final_checkpoint"
+    tuned = yaml.safe_load((root / "output" / "r1" / "best_generation.yaml").read_text())["inference"]
     res = run_cli(["--debug-small", "--run-name", "r2", "--stages", "infer,evaluate", f"inference.checkpoint={ckpt}",
-                   *tmp_paths(root)])
+                   *[f"inference.{key}={value}" for key, value in tuned.items()], *tmp_paths(root)])
     assert res.returncode == 0, res.stderr[-3000:]
     assert (root / "output" / "r2" / "metrics.json").is_file()
     m = manifest(root, "r2")
     assert m["stages"]["train"]["status"] == "skipped" and m["stages"]["infer"]["status"] == "done"
-    first = json.loads((root / "output" / "r1" / "metrics.json").read_text())
-    again = json.loads((root / "output" / "r2" / "metrics.json").read_text())
-    assert again["final"] == pytest.approx(first["final"]), "the checkpoint's prompt settings and pool reproduce it"
+    assert m["stages"]["infer"]["settings"] == manifest(root)["stages"]["infer"]["settings"]
+    for name in ("dev_predictions.csv", "submission.csv"):
+        assert sha(root / "output" / "r2" / name) == sha(root / "output" / "r1" / name), \
+            f"{name}: the checkpoint's prompt settings and pool, with r1's tuned decoding, reproduce it"
 
 
 def test_inference_only_without_a_run_name_finds_the_trained_checkpoint(debug_run: dict) -> None:

@@ -58,7 +58,8 @@ class ValidationSettings:
     ngram_unit: str = "char"  # "char" or "word"
     min_turns: int = 2  # synthetic dialogues: minimum number of turns
     max_summary_ratio: float = 1.0  # synthetic: summary chars / dialogue chars
-    min_kiwi_score: float = -5.2  # Kiwi log-probability per morpheme (src.augment.fluency); None-like -inf: off
+    min_kiwi_score: float = -5.6  # dialogues: Kiwi log-probability per morpheme (src.augment.fluency); -inf: off
+    min_summary_kiwi_score: float = -8.0  # summaries (short texts score lower per morpheme)
     min_sentence_end_share: float = 0.6  # share of turns ending like a sentence
 
     def __post_init__(self) -> None:
@@ -257,7 +258,7 @@ def validate_synthetic(
         partial(check_hangul_ratio, summary, settings.min_hangul_ratio),
         partial(check_length_ratio, dialogue, summary, 0.0, settings.max_summary_ratio),
         partial(check_fluent, dialogue, settings.min_kiwi_score, settings.min_sentence_end_share),
-        partial(check_fluent, summary, settings.min_kiwi_score, 0.0, False),
+        partial(check_fluent, summary, settings.min_summary_kiwi_score, 0.0, False, "min_summary_kiwi_score"),
         partial(check_not_near_dup, dialogue, index, settings.near_dup_threshold),
     )
     return _first_rejection(checks)

@@ -193,14 +193,19 @@ def test_index_matches_brute_force_on_real_data() -> None:
 
 
 def test_real_dev_pairs_pass_the_synthetic_filters() -> None:
-    """False-positive check: real (denoised) competition pairs must not be rejected."""
+    """False-positive check: real (denoised) competition pairs are kept, but for the few dialogues the
+    fluency threshold trades away (2 of 499 score below -5.6 per morpheme; src.augment.fluency)."""
     need_shared(SHARED_DATA)
     from src.data.preprocess.denoise import denoise_frame, load_rules
 
     dev, _ = denoise_frame(pd.read_csv(SHARED_DATA / "dev.csv"), load_rules())
     verdicts = [v.validate_synthetic(d, s, None, SETTINGS) for d, s in zip(dev["dialogue"], dev["summary"])]
-    assert [reason for keep, reason in verdicts if not keep] == []
-    assert all(v.validate_paraphrase(d, d, None, SETTINGS)[0] for d in dev["dialogue"])
+    refused = [reason for keep, reason in verdicts if not keep]
+    assert len(refused) <= 0.01 * len(dev), refused
+    assert all(reason.endswith(f"augmentation.min_kiwi_score={SETTINGS.min_kiwi_score}") for reason in refused), \
+        "only the dialogue fluency threshold refuses real pairs: no summary, format or grounding check does"
+    paraphrases = [v.validate_paraphrase(d, d, None, SETTINGS) for d in dev["dialogue"]]
+    assert sum(not keep for keep, _ in paraphrases) == len(refused)
 
 
 

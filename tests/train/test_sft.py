@@ -132,7 +132,7 @@ class CaptureEngine:
     def __init__(self) -> None:
         self.prompts: list[list[int]] = []
 
-    def generate(self, batch, gen, stop_ids):
+    def generate(self, batch, gen, stop_ids, banned=()):
         self.prompts += [list(p) for p in batch]
         return [([], True) for _ in batch]
 
