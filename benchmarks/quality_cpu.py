@@ -10,8 +10,10 @@ zero-shot (stages infer, evaluate; inference.checkpoint = the converted base) an
 (``evaluation.tokenizer=kiwi``, so the figure does not move when the default scorer changes).
 
 ``--decoding`` then takes the fine-tuned checkpoint and compares, on the same 99 rows (which the
-search never sees): greedy, the best setting of a search on the 30 tuning rows (``src.inference.tuning``),
-and that setting + MBR (``src.inference.mbr``). The last line is one JSON object: zero_shot_final,
+search never sees): greedy (the fine-tuned run's own predictions), the best setting of a search on the
+30 tuning rows (``src.inference.tuning``: 8 settings, successive halving), and MBR over that setting's
+summary and three sampled ones (``src.evaluation.consensus``, the selection ``src.inference.mbr`` makes);
+raw_* measure the post-processing (cut_unfinished, block_scripts) on a decode without it. The last line is one JSON object: zero_shot_final,
 finetuned_final, train_tokens_per_s, minutes (and greedy_final, tuned_final, mbr_final, tokenizer).
 """
 from __future__ import annotations
@@ -24,9 +26,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from functools import partial
+from typing import Any, Callable
 
-from src.config import REPO_ROOT
+if __package__ in (None, ""):  # run as ``python benchmarks/quality_cpu.py``: make ``src`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from src.config import REPO_ROOT  # noqa: E402
+from src.utils.io import atomic_write_text  # noqa: E402
 
 DEV = REPO_ROOT.parent / "shared" / "data" / "dialogsum-ko" / "dev.csv"
 PRESET = REPO_ROOT / "configs" / "models" / "gemma-3-270m.yaml"
@@ -101,15 +108,31 @@ def length_cap(data: Path) -> int:
     return int(summary_lengths([len(builder.completion_ids(s)) for s in summaries])["auto_max_new_tokens"])
 
 
+def cached(folder: Path, name: str, make: Callable[[], list[str]]) -> list[str]:
+    """The summaries of one decoding run, from ``folder/name.json`` when an earlier (killed) run finished it."""
+    path = folder / f"{name}.json"
+    if path.is_file():
+        return list(json.loads(path.read_text(encoding="utf-8")))
+    out = make()
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(out, ensure_ascii=False))
+    return out
+
+
 def decoding(work: Path, checkpoint: Path, overrides: list[str]) -> dict[str, Any]:
-    """Greedy vs tuned vs tuned + MBR on the held-out rows, the search on the tuning rows (in process)."""
+    """Greedy vs tuned vs tuned + MBR on the held-out rows, the search on the tuning rows (in process).
+
+    Greedy is the fine-tuned run's own dev predictions (the preset's decoding); each other run's summaries
+    are kept under ``work/decoding/`` so a killed benchmark resumes where it stopped.
+    """
     import pandas as pd
+    import torch
 
     from src.config import load_config
     from src.evaluation import score_texts
-    from src.inference.factory import as_trained, load_predictor
+    from src.evaluation.consensus import select_consensus
     from src.inference.constraints import script_pattern
-    from src.inference.mbr import MbrPredictor
+    from src.inference.factory import as_trained, load_predictor
     from src.inference.postprocess import drop_unfinished
     from src.inference.tuning import candidates, search
     from src.inference.tuning_run import _generator
@@ -117,10 +140,11 @@ def decoding(work: Path, checkpoint: Path, overrides: list[str]) -> dict[str, An
 
     cfg = load_config(PRESET, ["evaluation.tokenizer=kiwi", "tune.min_rows=10", "tune.budget=220",
                                "tune.space={num_beams: [1, 3], repetition_penalty: [1.0, 1.15], "
-                               "no_repeat_ngram_size: [0, 4]}", *overrides])
+                               "no_repeat_ngram_size: [0, 3]}", *overrides])
     cfg, _ = as_trained(cfg, checkpoint, None)
     predictor = load_predictor(cfg, checkpoint, None)
     tune_df, held = (pd.read_csv(work / "data" / f"{n}.csv", dtype=str) for n in ("tune", "dev"))
+    runs_dir = work / "decoding"
 
     def score(summaries: list[str], refs: list[str]) -> float:
         return score_texts(summaries, [[r] for r in refs], tokenizer="kiwi")["final"]
@@ -131,21 +155,33 @@ def decoding(work: Path, checkpoint: Path, overrides: list[str]) -> dict[str, An
                     lambda s, f: {"final": score(s, [refs[x] for x in f]), "rouge1": 0, "rouge2": 0, "rougeL": 0})
     best = trials[0].setting
     dialogues, names, gold = held["dialogue"].tolist(), held["fname"].tolist(), held["summary"].tolist()
-    raw = predictor.predict_batch(dialogues, names, cut_unfinished=False, block_scripts=())
-    greedy = predictor.predict_batch(dialogues, names)
-    tuned = predictor.predict_batch(dialogues, names, **best)
-    runs = [best] + [{**best, "do_sample": True, "temperature": 0.7, "top_p": 0.95, "num_beams": 1, "seed": SEED + i}
-                     for i in range(3)]
-    mbr = MbrPredictor(predictor, runs, "kiwi", (1.0, 1.0, 1.0)).predict_dataframe(held)
+    pipeline_out = pd.read_csv(work / "output" / "finetuned" / "dev_predictions.csv", dtype=str, keep_default_na=False)
+    greedy = pipeline_out.set_index("fname").loc[names, "summary"].tolist()
+    raw = cached(runs_dir, "raw", lambda: predictor.predict_batch(dialogues, names, cut_unfinished=False,
+                                                                  block_scripts=()))
+    tuned = cached(runs_dir, "tuned", lambda: predictor.predict_batch(dialogues, names, **best))
+
+    def sampled(i: int) -> list[str]:
+        torch.manual_seed(SEED + i)
+        return predictor.predict_batch(dialogues, names, **{**best, "do_sample": True, "temperature": 0.7,
+                                                            "top_p": 0.95, "num_beams": 1})
+
+    samples = [cached(runs_dir, f"sample{i}", partial(sampled, i)) for i in range(3)]
+    pools = [list(pool) for pool in zip(tuned, *samples)]
+    picks = select_consensus(pools, tokenizer="kiwi", weights=(1.0, 1.0, 1.0))
+    mbr = [pool[i] for pool, i in zip(pools, picks)]
     pattern = script_pattern(("han", "kana", "cyrillic"))
     post = {"raw_final": round(score(raw, gold), 2),
             "raw_cut_unfinished_final": round(score([drop_unfinished(t) for t in raw], gold), 2),
             "raw_outputs_with_foreign_script": sum(bool(pattern.search(t)) for t in raw),
             "raw_outputs_cut": sum(drop_unfinished(t) != t for t in raw)}
-    return {**post, "greedy_final": round(score(greedy, held["summary"].tolist()), 2),
-            "tuned_final": round(score(tuned, held["summary"].tolist()), 2),
-            "mbr_final": round(score(mbr["summary"].tolist(), held["summary"].tolist()), 2),
-            "tokenizer": "kiwi", "tuned_setting": best, "tuning_rows": len(tune_df), "mbr_candidates": len(runs)}
+    return {**post, "greedy_final": round(score(greedy, gold), 2), "tuned_final": round(score(tuned, gold), 2),
+            "sampled_finals": [round(score(s, gold), 2) for s in samples],
+            "mbr_final": round(score(mbr, gold), 2), "mbr_wins": [picks.count(i) for i in range(len(samples) + 1)],
+            "tokenizer": "kiwi", "tuned_setting": best, "tuning_rows": len(tune_df),
+            "tuning": [{"setting": t.setting, "rows": t.rows, "final": round(t.scores.get("final", -1.0), 2),
+                        "seconds": round(t.seconds, 1)} for t in trials],
+            "mbr_candidates": len(samples) + 1}
 
 
 def main() -> None:
