@@ -29,8 +29,9 @@ from pathlib import Path
 from functools import partial
 from typing import Any, Callable
 
-if __package__ in (None, ""):  # run as ``python benchmarks/quality_cpu.py``: make ``src`` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if __name__ == "__main__" and not __package__:  # run as a file: run again as the module, from the repo root
+    os.chdir(Path(__file__).resolve().parents[1])
+    os.execv(sys.executable, [sys.executable, "-m", "benchmarks.quality_cpu", *sys.argv[1:]])
 
 from src.config import REPO_ROOT  # noqa: E402
 from src.utils.io import atomic_write_text  # noqa: E402
