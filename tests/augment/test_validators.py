@@ -192,6 +192,7 @@ def test_index_matches_brute_force_on_real_data() -> None:
     assert [index.most_similar(t)[0] for t in texts[:50]] == [f"d{i}" for i in range(50)]
 
 
+@pytest.mark.slow
 def test_real_dev_pairs_pass_the_synthetic_filters() -> None:
     """False-positive check: real (denoised) competition pairs are kept, but for the few dialogues the
     fluency threshold trades away (2 of 499 score below -5.6 per morpheme; src.augment.fluency)."""

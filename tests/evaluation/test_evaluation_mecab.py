@@ -65,6 +65,7 @@ def test_mecab_equals_package_on_three_reference_english_rows(test_en: pd.DataFr
     assert 0.0 < metrics["rouge2"] < metrics["rouge1"] < 1.0
 
 
+@pytest.mark.slow
 def test_cli_default_is_mecab_and_all_reports_three(tmp_path: Path, dev_ko_path: Path, dev_pred: pd.DataFrame) -> None:
     dev_pred.head(40).to_csv(tmp_path / "pred.csv", index=False)
     pd.read_csv(dev_ko_path).head(40).to_csv(tmp_path / "ref.csv", index=False)

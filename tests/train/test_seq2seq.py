@@ -192,6 +192,7 @@ def test_tiny_bart_learns_the_keyword_rule(keyword_run: Path) -> None:
     assert dev["summary"].str.contains("#Person1#").all(), "speaker tags survive decoding"
 
 
+@pytest.mark.slow
 def test_manifest_and_checkpoints(keyword_run: Path) -> None:
     train = json.loads((keyword_run / "output" / "r1" / "manifest.json").read_text())["stages"]["train"]
     assert train["status"] == "done" and train["global_step"] == 60 and train["resumed_from"] is None
@@ -206,6 +207,7 @@ def test_manifest_and_checkpoints(keyword_run: Path) -> None:
     assert (gen["num_beams"], gen["no_repeat_ngram_size"], gen["early_stopping"]) == (4, 2, True)
 
 
+@pytest.mark.slow
 def test_final_checkpoint_tokenizer_holds_special_tokens(keyword_run: Path) -> None:
     from transformers import AutoTokenizer
 
