@@ -243,12 +243,22 @@ def sft_arguments(cfg: Config, out_dir: Path, device: str, dtype: Any, has_eval:
     return kwargs
 
 
+def checkpointing_arguments(on: bool) -> dict[str, Any]:
+    """Trainer arguments that switch activation checkpointing, under the installed transformers' names:
+    5.24 renamed ``gradient_checkpointing(_kwargs)`` to ``activation_checkpointing(_kwargs)`` and warns on the
+    old ones; earlier 5.x releases know only the old names."""
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    prefix = "activation" if "activation_checkpointing" in names else "gradient"
+    return {f"{prefix}_checkpointing": on, f"{prefix}_checkpointing_kwargs": {"use_reentrant": False} if on else None}
+
+
 def gradient_checkpointing(t: TrainingConfig, device: str) -> dict[str, Any]:
     """Checkpointing on accelerators only: on CPU memory is not the limit and it costs a third more time."""
     if t.gradient_checkpointing and device == "cpu":
         log.info("gradient checkpointing off on CPU (it saves accelerator memory at the cost of time)")
-    on = t.gradient_checkpointing and device != "cpu"
-    return {"gradient_checkpointing": on, "gradient_checkpointing_kwargs": {"use_reentrant": False} if on else None}
+    return checkpointing_arguments(t.gradient_checkpointing and device != "cpu")
 
 
 def peft_config(cfg: Config) -> Optional[Any]:

@@ -27,6 +27,7 @@ from src.models.seq2seq import (
     special_tokens,
 )
 from src.train.final import TrainJob, summary_lengths
+from src.train.options import checkpointing_arguments
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def seq2seq_args(cfg: Config, out_dir: Path, device: str, has_eval: bool) -> Any
         lr_scheduler_type=t.lr_scheduler_type, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
         optim="adamw_torch" if t.optim == "auto" else t.optim, logging_steps=t.logging_steps,
         save_total_limit=t.save_total_limit, seed=cfg.seed, report_to=[] if t.report_to == "none" else [t.report_to],
-        use_cpu=device == "cpu", gradient_checkpointing=t.gradient_checkpointing and device == "cuda",
+        use_cpu=device == "cpu", **checkpointing_arguments(t.gradient_checkpointing and device == "cuda"),
         predict_with_generate=has_eval, load_best_model_at_end=has_eval,
         metric_for_best_model=metric if has_eval else None, greater_is_better=greater if has_eval else None,
         **schedule(cfg, has_eval), **mixed_precision(cfg, device),

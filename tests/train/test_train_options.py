@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ import torch
 from src.config import load_config
 from src.errors import UserError
 from src.train import options
-from src.train.options import Collation, bfd_rows, collation, eval_arguments, optimizer_name, sft_arguments
+from src.train.options import (Collation, bfd_rows, checkpointing_arguments, collation, eval_arguments, optimizer_name,
+                               sft_arguments)
 
 PADDED = Collation("padded", 512, 4, 4)
 
@@ -27,7 +29,10 @@ def test_every_argument_is_a_field_of_the_installed_sftconfig(tmp_path: Path) ->
     kwargs = sft_arguments(cfg, tmp_path, "cpu", torch.float32, True, Collation("packed", 900, 1, 6, 2.8))
     fields = {f.name for f in dataclasses.fields(SFTConfig)}
     assert set(kwargs) <= fields
-    args = SFTConfig(**kwargs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        args = SFTConfig(**kwargs)
+    assert not [w for w in caught if "checkpointing" in str(w.message)], "no deprecated argument names of ours"
     assert args.warmup_steps == pytest.approx(0.03) and args.get_warmup_steps(1000) == 30
     assert args.optim == "adamw_torch" and args.lr_scheduler_type == "cosine" and args.max_grad_norm == 1.0
     assert args.packing and args.packing_strategy == "bfd" and args.padding_free is False and args.max_length == 900
@@ -47,7 +52,7 @@ def test_one_compute_dtype_for_qlora_and_mixed_precision(tmp_path: Path, setting
     kwargs = sft_arguments(cfg, tmp_path, "cuda", dtype, False, PADDED)
     assert (kwargs["bf16"], kwargs["fp16"]) == (bf16, fp16)
     assert quantization_config(cfg, dtype).bnb_4bit_compute_dtype == dtype
-    assert kwargs["optim"] == "paged_adamw_8bit" and kwargs["gradient_checkpointing"]
+    assert kwargs["optim"] == "paged_adamw_8bit" and kwargs[next(iter(checkpointing_arguments(True)))]
 
 
 def test_eval_plan_defaults_and_fixes(caplog) -> None:
