@@ -15,6 +15,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
+@pytest.mark.slow  # a benchmark subprocess
 def test_gpu_benchmark_skips_without_gpu() -> None:
     import torch
 

@@ -124,6 +124,7 @@ def test_reachability_check_builds_nothing(fake) -> None:
     assert not fake["model_dir"].exists()
 
 
+@pytest.mark.slow  # a CLI subprocess
 def test_the_cli_stops_with_one_line_when_the_package_is_missing(tmp_path: Path) -> None:
     script = ("import sys, dataclasses; from src.models import embedded as e; "
               "e.EMBEDDED['gemma-3-270m'] = dataclasses.replace(e.GEMMA_3_270M, package='no_such_pkg_x3'); "
