@@ -48,11 +48,12 @@ test: lint
 test-fast: setup-test
 	$(BIN)/python -m pytest -q -m "not slow and not e2e"
 
-bench: setup-test
+bench: setup-test $(VENV)/.installed-demo
 	$(BIN)/python -m benchmarks.train_throughput --data ../shared/data/dialogsum-ko/dev.csv
 	$(BIN)/python -m benchmarks.inference_throughput
 	$(BIN)/python -m benchmarks.augment_throughput
 	$(BIN)/python -m benchmarks.scoring_speed
+	$(BIN)/python -m pytest -q tests/models/test_gemma.py  # the real-model tests (CI has no model package)
 
 clean: setup
 	$(BIN)/python -m scripts.clean_demo
