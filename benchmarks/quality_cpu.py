@@ -136,7 +136,7 @@ def decoding(work: Path, checkpoint: Path, overrides: list[str]) -> dict[str, An
     from src.inference.factory import as_trained, load_predictor
     from src.inference.postprocess import drop_unfinished
     from src.inference.tuning import candidates, search
-    from src.inference.tuning_run import _generator
+    from src.inference.tuning_run import _generator, reference_scorer
     from src.utils.journal import JsonlJournal
 
     cfg = load_config(PRESET, ["evaluation.tokenizer=kiwi", "tune.min_rows=10", "tune.budget=220",
@@ -150,10 +150,9 @@ def decoding(work: Path, checkpoint: Path, overrides: list[str]) -> dict[str, An
     def score(summaries: list[str], refs: list[str]) -> float:
         return score_texts(summaries, [[r] for r in refs], tokenizer="kiwi")["final"]
 
-    refs = dict(zip(tune_df["fname"], tune_df["summary"]))
     generate = _generator(cfg, predictor, tune_df, JsonlJournal(work / "tune.journal.jsonl"))
     trials = search(candidates(cfg.tune, cfg.seed), tune_df["fname"].tolist(), cfg.tune, generate,
-                    lambda s, f: {"final": score(s, [refs[x] for x in f]), "rouge1": 0, "rouge2": 0, "rougeL": 0})
+                    reference_scorer(dict(zip(tune_df["fname"], tune_df["summary"])), "kiwi"))
     best = trials[0].setting
     dialogues, names, gold = held["dialogue"].tolist(), held["fname"].tolist(), held["summary"].tolist()
     pipeline_out = pd.read_csv(work / "output" / "finetuned" / "dev_predictions.csv", dtype=str, keep_default_na=False)
@@ -171,7 +170,7 @@ def decoding(work: Path, checkpoint: Path, overrides: list[str]) -> dict[str, An
     pools = [list(pool) for pool in zip(tuned, *samples)]
     picks = select_consensus(pools, tokenizer="kiwi", weights=(1.0, 1.0, 1.0))
     mbr = [pool[i] for pool, i in zip(pools, picks)]
-    pattern = script_pattern(("han", "kana", "cyrillic"))
+    pattern = script_pattern(cfg.inference.block_scripts)  # what the preset's decoding blocks
     post = {"raw_final": round(score(raw, gold), 2),
             "raw_cut_unfinished_final": round(score([drop_unfinished(t) for t in raw], gold), 2),
             "raw_outputs_with_foreign_script": sum(bool(pattern.search(t)) for t in raw),

@@ -15,18 +15,18 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from src.config import BLOCKABLE_SCRIPTS
 from src.patterns import HASH_TOKEN
 
 Result = tuple[bool, str]
 KEEP: Result = (True, "")
-FOREIGN_SCRIPTS = ("han", "kana", "cyrillic")
 
 
 @lru_cache(maxsize=1)
 def _script() -> Any:
     from src.inference.constraints import script_pattern
 
-    return script_pattern(FOREIGN_SCRIPTS)
+    return script_pattern(BLOCKABLE_SCRIPTS)
 
 
 def _kiwi() -> Any:

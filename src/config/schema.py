@@ -10,8 +10,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
 DEBUG_OVERLAY = REPO_ROOT / "configs" / "debug_small.yaml"
 AUTO = "auto"  # a value some keys take instead of a number: derive it from the data
-SPLITS = ("train", "dev", "test")
-BLOCKABLE_SCRIPTS = ("han", "kana", "cyrillic")  # inference.block_scripts (src.inference.constraints)  # the data splits, each with data.<split>_file and data.hub.<split>
+SPLITS = ("train", "dev", "test")  # the data splits, each with data.<split>_file and data.hub.<split>
+BLOCKABLE_SCRIPTS = ("han", "kana", "cyrillic")  # no reference uses them: inference.block_scripts, the fluency check
 
 
 def opt(default: Any, help: str, choices: Optional[tuple] = None, *, ge: Optional[float] = None,
@@ -344,7 +344,7 @@ class InferenceConfig:
     empty_fallback: str = opt("first_turn", "what replaces an empty output", ("first_turn", "placeholder"))
     cut_unfinished: bool = opt(True, "drop a last sentence without a full stop after complete ones (the length cap "
                                      "cut it; every reference ends its sentences with '.')")
-    block_scripts: tuple[str, ...] = opt(("han", "kana", "cyrillic"), "scripts generation may not use (no reference "
+    block_scripts: tuple[str, ...] = opt(BLOCKABLE_SCRIPTS, "scripts generation may not use (no reference "
                                          "has them), as bad_words_ids: any of han, kana, cyrillic; [] for none")
     predict_dev: bool = opt(True, "also predict the dev set (scored by the evaluate stage)")
     mbr: MbrConfig = sub(MbrConfig)

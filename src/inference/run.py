@@ -6,12 +6,11 @@ those rows and predicts only the rest. The journals are removed once every outpu
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
 import pandas as pd
-
-from dataclasses import replace
 
 from src.config import Config
 from src.context import present

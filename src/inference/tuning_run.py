@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import pandas as pd
 import yaml
@@ -116,10 +116,20 @@ def _generator(cfg: Config, predictor: Any, dev: pd.DataFrame, journal: JsonlJou
     return generate
 
 
+def reference_scorer(references: dict[str, str], tokenizer: str) -> Callable[[list[str], list[str]], dict[str, float]]:
+    """ROUGE-1/2/L and final of summaries against the references of their fnames (what the search ranks on)."""
+    from src.evaluation import score_texts
+
+    def score(summaries: list[str], fnames: list[str]) -> dict[str, float]:
+        m = score_texts(summaries, [[references[f]] for f in fnames], tokenizer=tokenizer)
+        return {k: m[k] for k in ("rouge1", "rouge2", "rougeL", "final")}
+
+    return score
+
+
 def tune_generation(cfg: Config, checkpoint: Path, dev_path: Path, pool_path: Optional[Path],
                     outputs: dict[str, Path]) -> dict[str, Any]:
     """Run the search and write tuning.csv, tuning.png, best_generation.yaml and tuning_rows.csv."""
-    from src.evaluation import score_texts
     from src.inference.factory import as_trained, load_predictor
 
     dev = load_split(dev_path, "dev")
@@ -128,12 +138,8 @@ def tune_generation(cfg: Config, checkpoint: Path, dev_path: Path, pool_path: Op
     run_cfg, pool_file = as_trained(cfg, checkpoint, pool_path)
     pool = load_split(pool_file, "train") if pool_file is not None and run_cfg.prompt.num_fewshot else None
     predictor = load_predictor(run_cfg, checkpoint, pool)
-    refs = dict(zip(dev["fname"].astype(str), dev["summary"].astype(str)))
-
-    def score(summaries: list[str], fnames: list[str]) -> dict[str, float]:
-        m = score_texts(summaries, [[refs[f]] for f in fnames], tokenizer=cfg.evaluation.tokenizer)
-        return {k: m[k] for k in ("rouge1", "rouge2", "rougeL", "final")}
-
+    score = reference_scorer(dict(zip(dev["fname"].astype(str), dev["summary"].astype(str))),
+                             cfg.evaluation.tokenizer)
     settings = candidates(cfg.tune, cfg.seed)
     generate = _generator(run_cfg, predictor, dev, JsonlJournal(outputs["journal"]))
     trials = search(settings, rows, cfg.tune, generate, score)
