@@ -22,12 +22,17 @@ _chosen: list[int] = []  # the count applied in this process (read by Kiwi)
 _busy: list[float] = []  # the busy cores measured for the last ``auto`` choice (logged)
 
 
-def available_cores() -> int:
-    """Cores this process may run on (its affinity mask; cgroup limits are not visible here)."""
+def _cpus() -> set[int]:
+    """The CPU numbers this process may run on (its affinity mask; cgroup limits are not visible here)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        return set(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        return set(range(os.cpu_count() or 1))
+
+
+def available_cores() -> int:
+    """Cores this process may run on."""
+    return max(1, len(_cpus()))
 
 
 def _cpu_ticks(stat: Path, cpus: set[int]) -> Optional[tuple[int, int]]:
@@ -49,10 +54,7 @@ def _cpu_ticks(stat: Path, cpus: set[int]) -> Optional[tuple[int, int]]:
 
 def busy_cores(sample_s: float = 0.5, stat: Path = Path("/proc/stat")) -> float:
     """How many of this process's cores others keep busy: sampled while we sleep, else the 1-minute load."""
-    try:
-        cpus = set(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = set(range(os.cpu_count() or 1))
+    cpus = _cpus()
     before = _cpu_ticks(stat, cpus)
     if before is not None:
         time.sleep(sample_s)
