@@ -336,11 +336,28 @@ class InferenceConfig:
                                     "--skip-training and no --run-name: the newest one trained with model.name)")
     prompt_from_checkpoint: bool = opt(True, "prompt as the checkpoint was trained (its prompt.* settings and few-shot "
                                              "pool, recorded with it); false: the current prompt.* settings")
-    backend: str = opt("transformers", "generation backend (vllm: pip install vllm, CUDA only)", ("transformers", "vllm"))
+    backend: str = opt("auto", "generation engine: continuous (slots refilled as sequences finish, the kept-id output "
+                               "layer; measured on CPU), transformers (model.generate on left-padded batches), vllm "
+                               "(its own environment: make setup-vllm on CPU, pip install vllm on a GPU); auto: "
+                               "continuous on CPU, transformers on an accelerator (continuous is not yet measured there)",
+                       ("auto", "continuous", "transformers", "vllm"))
+    slots: int = opt(32, "continuous: sequences decoded together (a beam takes one slot each); a finished one's slot "
+                         "takes the next prompt", ge=1)
+    prefill_tokens: int = opt(2048, "continuous: padded prompt tokens prefilled in one forward", ge=1)
+    output_vocab: str = opt("auto", "ids the output layer scores: full, or trimmed (the training data's ids stored with "
+                                    "the checkpoint, the prompts' own, Hangul and short ASCII tokens; docs/BENCHMARKS.md "
+                                    "has the measured effect); auto: trimmed where the checkpoint stores its ids "
+                                    "(continuous and transformers engines)", ("auto", "trimmed", "full"))
+    vocab_check_every: int = opt(32, "trimmed vocabulary: every N decode steps the full output layer checks whether a "
+                                     "dropped id would have won (counted as vocab_escapes in the manifest; 0: never)",
+                                 ge=0)
     quantize: str = opt("auto", "base under an adapter: auto (4-bit when trained with QLoRA), 4bit, or none",
                         ("auto", "4bit", "none"))
     merge_lora: bool = opt(True, "fold the adapter into an unquantized base before generating (faster)")
-    vllm_gpu_memory_utilization: float = opt(0.9, "share of GPU memory vLLM may take (weights + KV cache)", gt=0, le=1)
+    vllm_gpu_memory_utilization: float = opt(0.9, "vllm on a GPU: share of GPU memory it may take (weights + KV cache)",
+                                             gt=0, le=1)
+    vllm_cpu_kv_cache_gb: float = opt(2.0, "vllm on a CPU: GiB of RAM for its KV cache (VLLM_CPU_KVCACHE_SPACE); "
+                                           "a share of RAM as on a GPU would take most of the machine", gt=0)
     empty_fallback: str = opt("first_turn", "what replaces an empty output", ("first_turn", "placeholder"))
     cut_unfinished: bool = opt(True, "drop a last sentence without a full stop after complete ones (the length cap "
                                      "cut it; every reference ends its sentences with '.')")

@@ -114,10 +114,22 @@ class GenerationStats:
     trimmed_prompts: int = 0
     batches: int = 0
     seconds: float = 0.0
+    kept_vocab: int = 0  # ids the output layer scored (0: the engine does not say)
+    vocab_checks: int = 0  # decode steps checked against the full output layer
+    vocab_escapes: int = 0  # rows whose best id under the full layer had been dropped
+    prefill_seconds: float = 0.0
+    decode_seconds: float = 0.0
+
+    def add_engine(self, before: dict[str, Any], after: dict[str, Any]) -> None:
+        """What an engine's cumulative counters gained during one call."""
+        self.kept_vocab = max(self.kept_vocab, int(after.get("kept_vocab", 0)))
+        for key in ("vocab_checks", "vocab_escapes", "prefill_seconds", "decode_seconds"):
+            setattr(self, key, getattr(self, key) + after.get(key, 0) - before.get(key, 0))
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready figures including dialogues/s and generated tokens/s."""
         s = max(self.seconds, 1e-9)
         return {**dataclasses.asdict(self), "seconds": round(self.seconds, 3),
+                "prefill_seconds": round(self.prefill_seconds, 3), "decode_seconds": round(self.decode_seconds, 3),
                 "dialogues_per_s": round(self.dialogues / s, 3),
                 "generated_tokens_per_s": round(self.generated_tokens / s, 1)}

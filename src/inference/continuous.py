@@ -126,7 +126,8 @@ class Chooser:
     gen: InferenceConfig
     head: Head
     check_every: int
-    checks: int = 0
+    steps: int = 0
+    checked: int = 0  # rows checked against the full output layer
     escapes: int = 0
     seen: Any = None  # [slots, kept] bool: ids in each row's sequence, for the repetition penalty
 
@@ -170,8 +171,9 @@ class Chooser:
 
     def audit(self, hidden: Any, logits: Any) -> None:
         """Every ``check_every`` calls: count rows whose best id under the full layer was dropped."""
-        self.checks += 1
-        if self.check_every and self.head.kept is not None and self.checks % self.check_every == 0:
+        self.steps += 1
+        if self.check_every and self.head.kept is not None and self.steps % self.check_every == 0:
+            self.checked += len(hidden)
             self.escapes += self.head.escapes(hidden, logits.max(dim=-1).values)
 
 
@@ -226,7 +228,7 @@ class ContinuousEngine:
     def _count(self, head: Head, decoder: Decoder, chooser: Chooser) -> None:
         c = self.counts
         c["kept_vocab"] = max(c.get("kept_vocab", 0), head.size)
-        for key, value in (("vocab_checks", chooser.checks // max(chooser.check_every, 1) if chooser.check_every else 0),
+        for key, value in (("vocab_checks", chooser.checked),
                            ("vocab_escapes", chooser.escapes), ("decode_steps", decoder.steps),
                            ("prefill_seconds", decoder.prefill_seconds), ("decode_seconds", decoder.decode_seconds)):
             c[key] = c.get(key, 0) + value

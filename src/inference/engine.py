@@ -7,8 +7,9 @@ batching and decoding, so both engines see exactly the prompts training used.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Optional, Protocol, Sequence
+from typing import Any, Iterator, Optional, Protocol, Sequence
 
 from src.config import InferenceConfig
 from src.errors import UserError
@@ -47,6 +48,9 @@ class TransformersEngine:
     pad_id: int
     device: str
     chunk_size: int = 0
+    tokenizer: Any = None  # needed for output_vocab=trimmed only
+    output_vocab: str = "full"  # or "trimmed": the kept-id output layer of src.inference.head, vocabulary-wide rows
+    stored_vocab: Optional[Sequence[int]] = None
 
     def generate(self, batch: list[list[int]], gen: InferenceConfig, stop_ids: list[int],
                  banned: Sequence[int] = ()) -> list[tuple[list[int], bool]]:
@@ -72,10 +76,32 @@ class TransformersEngine:
         width = max(map(len, batch))
         ids = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in batch], device=self.device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=self.device)
-        with torch.inference_mode():
+        trimmed = self.output_vocab == "trimmed"
+        bad_words = [] if trimmed else [[i] for i in banned]  # a trimmed layer has no banned id to score
+        with torch.inference_mode(), self._output_layer(batch, stop_ids, banned, trimmed):
             out = self.model.generate(input_ids=ids, attention_mask=mask,
-                                      **generate_kwargs(gen, stop_ids, self.pad_id, [[i] for i in banned]))
+                                      **generate_kwargs(gen, stop_ids, self.pad_id, bad_words))
         return [cut_at_stop(row, stop_ids, self.pad_id) for row in out[:, width:].tolist()]
+
+    @contextmanager
+    def _output_layer(self, batch: list[list[int]], stop_ids: list[int], banned: Sequence[int],
+                      trimmed: bool) -> Iterator[None]:
+        """With ``trimmed``: the model's output layer replaced for this call by the kept-id one."""
+        target = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        if not trimmed or not hasattr(target, "lm_head"):
+            yield
+            return
+        from src.inference.head import Head, full_size_layer
+        from src.inference.vocab import kept_ids
+
+        original = target.lm_head
+        size = original.weight.shape[0]
+        target.lm_head = full_size_layer(Head(self.model, kept_ids(self.tokenizer, size, self.stored_vocab, batch,
+                                                                   banned, stop_ids)))
+        try:
+            yield
+        finally:
+            target.lm_head = original
 
 
 def generate_kwargs(gen: InferenceConfig, stop_ids: list[int], pad_id: int,

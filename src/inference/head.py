@@ -65,3 +65,26 @@ class Head:
         full[:, self.kept] = NEG
         full[:, self.banned] = NEG  # a banned id is never generated: winning there is not an escape
         return int((full.max(dim=-1).values > best).sum())
+
+
+def full_size_layer(head: Head) -> Any:
+    """An output layer for ``model.generate``: the kept ids' logits in place, -inf everywhere else.
+
+    The matmul is the trimmed one; only the (cheap) fill of a vocabulary-wide row remains, so the
+    transformers engine can measure the trimmed vocabulary on its own.
+    """
+    import torch
+
+    class FullSize(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = head.full_weight  # generate() reads the dtype and device from it
+
+        def forward(self, hidden: Any) -> Any:
+            shape = (*hidden.shape[:-1], head.vocab_size)
+            out = torch.full(shape, NEG, dtype=torch.float32, device=hidden.device)
+            out[..., head.kept if head.kept is not None else slice(None)] = head.logits(hidden.reshape(-1, hidden.shape[-1])
+                                                                                        ).reshape(*hidden.shape[:-1], -1)
+            return out
+
+    return FullSize()

@@ -19,8 +19,9 @@ from src.utils.journal import JsonlJournal
 
 log = logging.getLogger(__name__)
 
-# batch size and the token budget do not change greedy outputs (tests/inference/test_predictor.py)
-_NOT_DECIDING = ("batch_size", "max_batch_tokens", "checkpoint", "predict_dev", "vllm_gpu_memory_utilization")
+# batch size, slots and token budgets do not change greedy outputs (tests/inference/test_predictor.py, test_continuous.py)
+_NOT_DECIDING = ("batch_size", "max_batch_tokens", "checkpoint", "predict_dev", "vllm_gpu_memory_utilization",
+                 "vllm_cpu_kv_cache_gb", "slots", "prefill_tokens", "vocab_check_every")
 
 
 def settings_hash(cfg: Config, checkpoint: Path, split_file: Path, pool_file: Optional[Path],

@@ -18,7 +18,8 @@ from src.config import Config, InferenceConfig
 from src.inference.batching import (BatchCallback, GenerationStats, checked_settings, length_batches, new_token_cap,
                                     predict_frame, run_batches)
 from src.inference.constraints import blocked_token_ids
-from src.inference.engine import Engine, TransformersEngine
+from src.inference.backends import make_engine
+from src.inference.engine import Engine
 from src.inference.postprocess import fallback_summary, postprocess
 from src.models.checkpoint import check_checkpoint, load_inference_model
 from src.models.device import pick_device
@@ -43,10 +44,12 @@ class Predictor:
     stats: GenerationStats = field(default_factory=GenerationStats)
     engine: Optional[Engine] = None
 
+    stored_vocab: Optional[Sequence[int]] = None  # the training data's ids, recorded with the checkpoint
+
     def __post_init__(self) -> None:
         self.gen = resolve_max_new_tokens(self.gen, {})  # a number stays; auto without a checkpoint: the default
         if self.engine is None:
-            self.engine = TransformersEngine(self.model, self.tokenizer.pad_token_id, self.device)
+            self.engine = make_engine(self.gen, self.model, self.tokenizer, self.device, self.stored_vocab)
 
     @property
     def backend(self) -> Engine:
@@ -58,7 +61,8 @@ class Predictor:
     def from_checkpoint(cls, cfg: Config, checkpoint: Path, pool: Optional[pd.DataFrame]) -> "Predictor":
         """Load an adapter (on its base model) or full weights saved by the train stage, on the configured backend."""
         check_checkpoint(Path(checkpoint))
-        cfg = replace(cfg, inference=resolve_max_new_tokens(cfg.inference, read_inference_info(Path(checkpoint))))
+        info = read_inference_info(Path(checkpoint))
+        cfg = replace(cfg, inference=resolve_max_new_tokens(cfg.inference, info))
         device = pick_device(cfg.model.device)
         tokenizer = load_tokenizer(str(checkpoint), cfg, padding_side="left")
         selector = ShotSelector(pool, cfg.prompt, cfg.seed) if pool is not None and cfg.prompt.num_fewshot else None
@@ -66,9 +70,9 @@ class Predictor:
         if cfg.inference.backend == "vllm":
             from src.inference.vllm_engine import load_vllm_engine
 
-            return cls(None, tokenizer, builder, selector, cfg.inference, "cuda", engine=load_vllm_engine(cfg, checkpoint))
+            return cls(None, tokenizer, builder, selector, cfg.inference, device, engine=load_vllm_engine(cfg, checkpoint))
         model = load_inference_model(cfg, Path(checkpoint), device)
-        return cls(model, tokenizer, builder, selector, cfg.inference, device)
+        return cls(model, tokenizer, builder, selector, cfg.inference, device, stored_vocab=info.get("output_vocab"))
 
     def predict_single(self, dialogue: str, **overrides: Any) -> str:
         """One summary."""
@@ -84,11 +88,13 @@ class Predictor:
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
         stop_ids = self.builder.stop_token_ids
         banned = blocked_token_ids(self.tokenizer, gen.block_scripts)  # per call: overrides may change it
+        before = dict(getattr(self.backend, "counts", {}))
         outputs = run_batches(
             self._batches(order, prompts, gen), len(prompts),
             lambda batch: self.backend.generate([prompts[i] for i in batch], gen, stop_ids, banned),
             lambda i, result: self._finish(result[0], result[1], str(dialogues[i]), fnames[i], gen),
             self.stats, on_batch)
+        self.stats.add_engine(before, getattr(self.backend, "counts", {}))
         self.stats.dialogues += len(dialogues)
         self.stats.seconds += time.perf_counter() - start
         return outputs

@@ -23,7 +23,7 @@ from src.utils.io import atomic_write_csv
 
 log = logging.getLogger(__name__)
 
-SETTINGS = ("backend", "batch_size", "max_batch_tokens", "max_new_tokens", "num_beams", "no_repeat_ngram_size",
+SETTINGS = ("backend", "output_vocab", "slots", "batch_size", "max_batch_tokens", "max_new_tokens", "num_beams", "no_repeat_ngram_size",
             "length_penalty", "repetition_penalty", "do_sample", "temperature", "top_p", "quantize", "merge_lora",
             "empty_fallback")
 
@@ -106,11 +106,19 @@ def predict_splits(cfg: Config, inputs: dict[str, Optional[Path]], outputs: dict
         j.remove()
     report = _report(replace(cfg, inference=getattr(predictor, "gen", cfg.inference)), present(inputs, "checkpoint"),
                      stats)
+    report["engine"] = engine_summary(predictor)
     if hasattr(predictor, "summary"):
         report["mbr"] = predictor.summary()
     if cfg.inference.ensemble_from:
         report["ensemble"] = ensemble_outputs(cfg, outputs, frames)
     return report
+
+
+def engine_summary(predictor: Any) -> dict[str, Any]:
+    """Which engine generated and with which output layer (``inference.backend``/``output_vocab`` resolved)."""
+    engine = getattr(getattr(predictor, "base", predictor), "engine", None)
+    return {"backend": type(engine).__name__ if engine is not None else type(predictor).__name__,
+            "output_vocab": getattr(engine, "output_vocab", "full"), "slots": getattr(engine, "slots", None)}
 
 
 def with_mbr(cfg: Config, predictor: Any, tuning_csv: Optional[Path]) -> Any:
@@ -148,8 +156,13 @@ def _report(cfg: Config, checkpoint: Path, splits: dict[str, dict[str, Any]]) ->
     """Manifest fields: totals over the splits, per-split figures, settings; warnings for what needs a look."""
     total = GenerationStats(**{k: sum(s.get(k, 0) for s in splits.values()) for k in
                                ("dialogues", "generated_tokens", "hit_max_new_tokens", "empty_outputs",
-                                "trimmed_prompts", "batches", "seconds")})
+                                "trimmed_prompts", "batches", "seconds", "vocab_checks", "vocab_escapes",
+                                "prefill_seconds", "decode_seconds")})
+    total.kept_vocab = max((int(s.get("kept_vocab", 0)) for s in splits.values()), default=0)
     stats = total.as_dict()
+    if stats["vocab_escapes"]:
+        log.warning("%d of %d checked decode rows would have taken an id the trimmed output layer dropped: set "
+                    "inference.output_vocab=full for exact outputs", stats["vocab_escapes"], stats["vocab_checks"])
     if stats["hit_max_new_tokens"]:
         log.warning("%d of %d outputs reached inference.max_new_tokens=%s: the model may not have learnt its stop "
                     "token, or the cap is too low", stats["hit_max_new_tokens"], stats["dialogues"],

@@ -58,6 +58,7 @@ class RougeCallback(TrainerCallback):
         self.cfg, self.sample, self.tokenizer = cfg, sample, tokenizer
         self.builder, self.selector, self.device = builder, selector, device
         self.log_fn: Optional[Callable[[dict[str, float]], None]] = None  # set to trainer.log once it exists
+        self.stored_vocab: Optional[list[int]] = None  # the training examples' ids (a trimmed output layer's base)
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Optional[dict] = None,
                     model: Any = None, **kwargs: Any) -> None:
@@ -84,7 +85,8 @@ class RougeCallback(TrainerCallback):
         try:
             shots = KnownDialogues(self.selector, dict(zip(self.sample.fnames, self.sample.dialogues))) \
                 if self.selector is not None else None
-            predictor = Predictor(model, self.tokenizer, self.builder, shots, self.cfg.inference, self.device)
+            predictor = Predictor(model, self.tokenizer, self.builder, shots, self.cfg.inference, self.device,
+                                  stored_vocab=self.stored_vocab)
             predictions = predictor.predict_batch(self.sample.dialogues, self.sample.fnames)
         finally:
             model.train(was_training)

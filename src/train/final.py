@@ -50,20 +50,25 @@ def write_config(cfg: Config, folder: Path) -> None:
 
 
 def write_inference_info(folder: Path, cfg: Config, pool: Optional[Path], pool_digest: Optional[str],
-                         lengths: dict[str, Any]) -> None:
-    """What inference reads from the checkpoint to prompt exactly as training did."""
-    atomic_write_json(Path(folder) / INFERENCE_INFO, {
+                         lengths: dict[str, Any], output_ids: Optional[list[int]] = None) -> None:
+    """What inference reads from the checkpoint to prompt exactly as training did (and, with ``output_ids``, the
+    training examples' distinct ids: the trimmed output layer's base, ``src.inference.vocab``)."""
+    info: dict[str, Any] = {
         "model_type": cfg.model.type, "model_name": cfg.model.name, "prompt": to_dict(cfg.prompt), "seed": cfg.seed,
         "fewshot_pool": {"path": str(pool) if pool else None, "digest": pool_digest},
-        "completion_tokens": lengths})
+        "completion_tokens": lengths}
+    if output_ids is not None:
+        info["output_vocab"] = output_ids
+    atomic_write_json(Path(folder) / INFERENCE_INFO, info)
 
 
 def finalize(folder: Path, cfg: Config, tokenizer: Any, probe: list[str], parts: dict[str, Any],
-             pool: Optional[Path], pool_digest: Optional[str], lengths: dict[str, Any]) -> Path:
+             pool: Optional[Path], pool_digest: Optional[str], lengths: dict[str, Any],
+             output_ids: Optional[list[int]] = None) -> Path:
     """Tokenizer (pinned, verified on ``probe``), config, inference info and fingerprint into a saved model folder."""
     save_tokenizer(tokenizer, folder, probe)
     write_config(cfg, folder)
-    write_inference_info(folder, cfg, pool, pool_digest, lengths)
+    write_inference_info(folder, cfg, pool, pool_digest, lengths, output_ids)
     record(folder, parts)
     follow_umask(folder)
     return folder
@@ -80,6 +85,7 @@ class TrainJob:
     pool_digest: Optional[str] = None
     checkpoint: Optional[Path] = None  # set by ``finish``: the checkpoint training continues from
     report_dir: Optional[Path] = None  # the run folder: train_log.csv and train_curves.png go here
+    output_ids: Optional[list[int]] = None  # causal: the training examples' distinct ids, stored for inference
 
     def callbacks(self, cfg: Config) -> list[Any]:
         """What every trainer of the pipeline gets: checkpoint records, loss lines and curves, the NaN stop."""
@@ -110,4 +116,5 @@ class TrainJob:
     def finalize(self, folder: Path, cfg: Config, tokenizer: Any, probe: list[str],
                  lengths: Optional[dict[str, Any]]) -> Path:
         """``finalize`` with this job's fingerprint and pool."""
-        return finalize(folder, cfg, tokenizer, probe, self.parts, self.pool, self.pool_digest, lengths or {})
+        return finalize(folder, cfg, tokenizer, probe, self.parts, self.pool, self.pool_digest, lengths or {},
+                        self.output_ids)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from src.config import Config
 from src.errors import UserError
+from src.inference.vocab import data_ids
 from src.models.device import compute_dtype, pick_device
 from src.models.loading import count_parameters, load_causal_model, load_tokenizer
 from src.models.provenance import resolve_max_new_tokens
@@ -178,12 +179,16 @@ def train_causal(cfg: Config, model_path: str, train_df: pd.DataFrame, dev_df: O
     train_set, eval_rows = encode_sets(cfg, builder, selector, train_df, dev_df)
     lengths = summary_lengths(completion_lengths(train_set.rows))
     gen_cfg = replace(cfg, inference=resolve_max_new_tokens(cfg.inference, {"completion_tokens": lengths}))
+    job.output_ids = data_ids(r["input_ids"] for r in train_set.rows)
     done = job.finish(cfg, tokenizer, probe_texts(builder, selector, train_df), lengths)
     if done is not None:
         return {**done, "examples": len(train_set.rows)}
     coll = collation(cfg.training, [len(r["input_ids"]) for r in train_set.rows], device,
                      [len(r["input_ids"]) for r in eval_rows or []])
     callbacks = rouge_callbacks(gen_cfg, dev_df, tokenizer, builder, selector, device)
+    for cb in callbacks:
+        if hasattr(cb, "stored_vocab"):
+            cb.stored_vocab = job.output_ids
     model = load_for_training(cfg, model_path, device, dtype)
     trainer = build_trainer(cfg, model, tokenizer, train_set.rows, eval_rows, job.out_dir, device, dtype, coll,
                             [*callbacks, *job.callbacks(cfg)])

@@ -16,7 +16,8 @@ from tests.inference.conftest import tiny_config
 @pytest.fixture(scope="module")
 def predictor(tiny_trained: dict) -> Predictor:
     t = tiny_trained
-    return Predictor(t["model"], t["tokenizer"], t["builder"], None, InferenceConfig(max_new_tokens=32), "cpu")
+    return Predictor(t["model"], t["tokenizer"], t["builder"], None, InferenceConfig(max_new_tokens=32, backend="transformers"),
+                     "cpu")
 
 
 @pytest.fixture(scope="module")

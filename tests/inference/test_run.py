@@ -39,7 +39,8 @@ def test_manifest_fields(clean_run: dict) -> None:
     assert r["throughput"]["dialogues_per_s"] > 0 and r["throughput"]["generated_tokens_per_s"] > 0
     assert r["splits"]["test"]["rows"] == 12 and r["splits"]["dev"]["reused_from_journal"] == 0
     assert r["hit_max_new_tokens"] == r["throughput"]["hit_max_new_tokens"] > 0
-    assert r["settings"]["batch_size"] == 5 and r["settings"]["backend"] == "transformers"
+    assert r["settings"]["batch_size"] == 5 and r["settings"]["backend"] == "auto"
+    assert r["engine"]["backend"] == "ContinuousEngine", "auto on a CPU: the continuous engine"
 
 
 def test_interrupted_inference_resumes_from_journal(tiny_trained: dict, clean_run: dict, tmp_path, monkeypatch) -> None:
@@ -54,12 +55,12 @@ def test_interrupted_inference_resumes_from_journal(tiny_trained: dict, clean_ru
 
     monkeypatch.setattr(PredictionJournal, "append", crash_after_one_test_batch)
     with pytest.raises(KeyboardInterrupt):
-        infer_run.predict_splits(tiny_config(batch_size=4), inputs, outputs, tmp_path)
+        infer_run.predict_splits(tiny_config(batch_size=4, slots=1), inputs, outputs, tmp_path)  # chunks of 4
     assert not outputs["submission"].exists() and outputs["dev_predictions"].exists()
     assert len(journal_path(outputs["submission"]).read_text().splitlines()) == 4
     monkeypatch.setattr(PredictionJournal, "append", original)
 
-    report = infer_run.predict_splits(tiny_config(batch_size=4), inputs, outputs, tmp_path)
+    report = infer_run.predict_splits(tiny_config(batch_size=4, slots=1), inputs, outputs, tmp_path)
     assert report["splits"]["dev"]["reused_from_journal"] == 12 and report["splits"]["dev"]["dialogues"] == 0
     assert report["splits"]["test"]["reused_from_journal"] == 4 and report["splits"]["test"]["dialogues"] == 8
     assert outputs["submission"].read_bytes() == clean_run["outputs"]["submission"].read_bytes()
