@@ -17,12 +17,13 @@ from typing import Any, Optional
 import yaml
 
 from src.config import Config, load_config, resolve_path, to_dict
+from src.config.resources import find_config
 from src.context import RunContext
 from src.errors import UserError
 from src.manifest import Manifest
 from src.pipeline import STAGE_NAMES, attach, check_inputs, check_stages, plan
 from src.utils.io import atomic_write_text
-from src.utils.lock import LOCK_NAME, RunLock
+from src.utils.lock import LOCK_FILES, RunLock
 from src.utils.logging_setup import add_file_handler
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def resume_target(output_dir: Path, run_name: Optional[str]) -> str:
 def configure(config_path: Optional[str], overrides: list[str], debug_small: bool, flags: dict[str, Any],
               run_name: Optional[str], resume: bool) -> tuple[Config, Optional[str]]:
     """The run's config and name: as given, or with ``--resume`` the saved config plus these overrides."""
-    cfg = load_config(Path(config_path) if config_path else None, overrides, debug_small, flags)
+    cfg = load_config(find_config(config_path) if config_path else None, overrides, debug_small, flags)
     if not resume:
         return cfg, check_run_name(run_name) if run_name else None
     output_dir = resolve_path(cfg.paths.output_dir)
@@ -114,7 +115,7 @@ def preflight(ctx: RunContext) -> list[str]:
 
 
 def _has_outputs(run_dir: Path) -> bool:
-    return run_dir.is_dir() and any(p.name != LOCK_NAME for p in run_dir.iterdir())
+    return run_dir.is_dir() and any(p.name not in LOCK_FILES for p in run_dir.iterdir())
 
 
 def prepare_run(cfg: Config, run_name: Optional[str], resume: bool, selected: tuple[str, ...],

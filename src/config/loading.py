@@ -19,7 +19,8 @@ from typing import Any, Optional, Union
 import yaml
 
 from src.config.checks import check_config
-from src.config.schema import AUTO, DEBUG_OVERLAY, DEFAULT_CONFIG, REPO_ROOT, Config
+from src.config.resources import CONFIGS, find_input
+from src.config.schema import AUTO, DEBUG_OVERLAY, DEFAULT_CONFIG, Config
 from src.errors import UserError
 
 
@@ -169,9 +170,16 @@ def read_yaml(path: Path, _seen: Optional[set] = None) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     bases = tree.pop("bases", []) or []
     for base in [bases] if isinstance(bases, str) else bases:
-        flat.update(read_yaml(path.parent / base, seen))
+        flat.update(read_yaml(_base_path(path, base), seen))
     flat.update({k: (v, str(path)) for k, v in _flatten(tree).items()})
     return flat
+
+
+def _base_path(config: Path, base: str) -> Path:
+    """A ``bases:`` entry: next to the file that names it, else among the shipped configs (``models/NAME.yaml``)."""
+    beside = config.parent / base
+    shipped = CONFIGS / base
+    return shipped if not beside.is_file() and shipped.is_file() else beside
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -294,6 +302,12 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 
 def resolve_path(path: str | Path, base: Optional[Path] = None) -> Path:
-    """A config path: absolute as given, else relative to ``base`` (default: the repo root)."""
+    """A config path: absolute as given, else relative to ``base`` (default: the working directory)."""
     p = Path(path).expanduser()
-    return p if p.is_absolute() else (base or REPO_ROOT) / p
+    return p if p.is_absolute() else (base or Path.cwd()) / p
+
+
+def resolve_input(path: str | Path) -> Path:
+    """An input folder or file of the config (``paths.data_dir``, a rule table): the working directory's, else the
+    shipped one of that name (``src.config.resources.find_input``)."""
+    return find_input(path)

@@ -3,10 +3,11 @@ its allowed choices and its numeric bounds (checked by ``src.config.checks`` bef
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional, Union
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from src.config.resources import SHIPPED
+
+REPO_ROOT = SHIPPED  # the source checkout, or an installed copy's shipped files (src.config.resources)
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
 DEBUG_OVERLAY = REPO_ROOT / "configs" / "debug_small.yaml"
 AUTO = "auto"  # a value some keys take instead of a number: derive it from the data
@@ -35,7 +36,8 @@ def sub(cls: type) -> Any:
 
 @dataclass(frozen=True)
 class PathsConfig:
-    """Where inputs are read and outputs written (relative paths are relative to the repo root)."""
+    """Where inputs are read and outputs written (relative to the working directory; a missing input folder such
+    as data/debug is taken from the shipped files, src.config.resources)."""
 
     data_dir: str = opt("data", "folder the data.*_file paths are relative to")
     model_dir: str = opt("model", "checkpoints go to <model_dir>/<run>/")
