@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from src.config.resources import preset_names
@@ -72,14 +73,62 @@ def flag_values(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
-def selected_stages(args: argparse.Namespace) -> tuple[str, ...]:
-    """Stages to run, in pipeline order: --stages (or all) minus the --skip-* flags."""
-    chosen: Optional[set[str]] = None
+@dataclass(frozen=True)
+class StageChoice:
+    """A command's stage selection: ``--stages`` (None: all), the ``--skip-*`` flags, ``--debug-small``.
+
+    The manifest keeps it (``command``), so ``--resume`` alone runs what the first command ran.
+    """
+
+    stages: Optional[tuple[str, ...]] = None
+    skips: tuple[str, ...] = ()
+    debug_small: bool = False
+
+    def selected(self) -> tuple[str, ...]:
+        """Stages to run, in pipeline order: ``stages`` (or all) minus ``skips``."""
+        return tuple(s for s in STAGES if (self.stages is None or s in self.stages) and s not in self.skips)
+
+    def flags(self) -> list[str]:
+        """The choice as the command-line flags that make it."""
+        out = [f"--stages {','.join(self.stages)}"] if self.stages is not None else []
+        out += [SKIP_FLAGS[s] for s in STAGES if s in self.skips]
+        return out + (["--debug-small"] if self.debug_small else [])
+
+    def as_dict(self) -> dict[str, Any]:
+        """What the manifest records."""
+        return {"stages": list(self.stages) if self.stages is not None else None, "skips": list(self.skips),
+                "debug_small": self.debug_small}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "StageChoice":
+        """A recorded choice; stages this version does not know are dropped."""
+        stages = data.get("stages")
+        return cls(tuple(s for s in stages if s in STAGES) if stages is not None else None,
+                   tuple(s for s in data.get("skips") or () if s in STAGES), bool(data.get("debug_small")))
+
+    def on_top_of(self, saved: "StageChoice") -> "StageChoice":
+        """This (a resuming command's) choice over the saved one: a new ``--stages`` replaces the saved selection
+        (skips included); new ``--skip-*`` flags add to it; ``--debug-small`` stays as the run began."""
+        if self.stages is not None:
+            return StageChoice(self.stages, self.skips, saved.debug_small)
+        skips = tuple(s for s in STAGES if s in saved.skips or s in self.skips)
+        return StageChoice(saved.stages, skips, saved.debug_small)
+
+
+def stage_choice(args: argparse.Namespace) -> StageChoice:
+    """The stage selection of the parsed flags (``--stages`` names checked, aliases allowed)."""
+    chosen: Optional[list[str]] = None
     if args.stages:
-        chosen = set()
+        chosen = []
         for raw in args.stages.split(","):
             name = ALIASES.get(raw.strip().lower(), raw.strip().lower())
             if name not in STAGES:
                 raise UserError(f"--stages: unknown stage '{raw.strip()}'; choose from {', '.join(STAGES)}")
-            chosen.add(name)
-    return tuple(s for s in STAGES if (chosen is None or s in chosen) and not getattr(args, f"skip_{s}"))
+            chosen.append(name)
+    stages = tuple(s for s in STAGES if s in chosen) if chosen is not None else None
+    return StageChoice(stages, tuple(s for s in STAGES if getattr(args, f"skip_{s}")), bool(args.debug_small))
+
+
+def selected_stages(args: argparse.Namespace) -> tuple[str, ...]:
+    """Stages to run, in pipeline order: --stages (or all) minus the --skip-* flags."""
+    return stage_choice(args).selected()

@@ -11,7 +11,7 @@ import logging
 import sys
 from typing import Optional
 
-from src.cli import flag_values, parse_args, selected_stages
+from src.cli import flag_values, parse_args, stage_choice
 from src.errors import UserError
 from src.utils.logging_setup import setup_logging
 from src.utils.secrets import load_dotenv_once
@@ -28,7 +28,7 @@ def main(argv: Optional[list[str]] = None, prog: str = "python -m src.main") -> 
     setup_logging("INFO")
     try:
         load_dotenv_once()
-        from src.run import configure, describe_plan, prepare_run
+        from src.run import configure, describe_plan, prepare_run, restore_choice
 
         cfg, run_name = configure(args.config, args.overrides, args.debug_small, flag_values(args), args.run_name,
                                   args.resume)
@@ -39,7 +39,11 @@ def main(argv: Optional[list[str]] = None, prog: str = "python -m src.main") -> 
             return 0
         setup_logging(cfg.log_level)
         explicit = frozenset([o.split("=", 1)[0].strip() for o in args.overrides] + list(flag_values(args)))
-        ctx = prepare_run(cfg, run_name, args.resume, selected_stages(args), dry_run=args.dry_run, explicit=explicit)
+        choice = stage_choice(args)
+        if args.resume and run_name is not None:
+            choice = restore_choice(cfg, run_name, choice)
+        ctx = prepare_run(cfg, run_name, args.resume, choice.selected(), dry_run=args.dry_run, explicit=explicit,
+                          choice=choice)
         if args.dry_run:
             sys.stdout.write(describe_plan(ctx))
             return 0

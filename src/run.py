@@ -8,6 +8,7 @@ manifest, and resolves the model. ``describe_plan`` says what a run would do (``
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import os
 import time
@@ -16,6 +17,7 @@ from typing import Any, Optional
 
 import yaml
 
+from src.cli import StageChoice
 from src.config import Config, load_config, resolve_path, to_dict
 from src.config.resources import find_config
 from src.context import RunContext
@@ -86,6 +88,29 @@ def configure(config_path: Optional[str], overrides: list[str], debug_small: boo
     return resumed, name
 
 
+def restore_choice(cfg: Config, run_name: str, given: StageChoice) -> StageChoice:
+    """With ``--resume``: the run's first stage selection (from its manifest) with the flags given now on top;
+    one log line names what differs from the saved selection."""
+    path = resolve_path(cfg.paths.output_dir) / run_name / "manifest.json"
+    try:
+        saved_data = json.loads(path.read_text(encoding="utf-8")).get("command")
+    except (OSError, ValueError, AttributeError):
+        saved_data = None
+    if not isinstance(saved_data, dict):
+        log.info("--resume: run %s recorded no stage selection (an older run): using this command's", run_name)
+        return given
+    saved = StageChoice.from_dict(saved_data)
+    effective = given.on_top_of(saved)
+    first = " ".join(saved.flags()) or "(all stages)"
+    if effective == saved:
+        log.info("--resume: the run's stage selection is restored: %s", first)
+    else:
+        log.info("--resume: the run's stage selection was %s; with this command's %s it is now %s (stages: %s)",
+                 first, " ".join(given.flags()) or "flags", " ".join(effective.flags()) or "(all stages)",
+                 ", ".join(effective.selected()) or "none")
+    return effective
+
+
 def make_context(cfg: Config, run_name: str, resume: bool, selected: tuple[str, ...]) -> RunContext:
     """The run's folders (not created yet), its manifest (loaded if it exists) and where the model loads from."""
     from src.models.loading import model_location
@@ -119,7 +144,8 @@ def _has_outputs(run_dir: Path) -> bool:
 
 
 def prepare_run(cfg: Config, run_name: Optional[str], resume: bool, selected: tuple[str, ...],
-                dry_run: bool = False, explicit: frozenset[str] = frozenset()) -> RunContext:
+                dry_run: bool = False, explicit: frozenset[str] = frozenset(),
+                choice: Optional[StageChoice] = None) -> RunContext:
     """Check everything, then lock and create the run folder, log file, resolved config and manifest, and the model.
 
     ``explicit`` holds the keys set on the command line; with those of earlier invocations of the run
@@ -146,6 +172,7 @@ def prepare_run(cfg: Config, run_name: Optional[str], resume: bool, selected: tu
         atomic_write_text(ctx.run_dir / SAVED_CONFIG, config_yaml(cfg))
         ctx.manifest.data["world_size"] = ctx.world_size
         ctx.manifest.data["cli_keys"] = sorted(ctx.explicit)
+        ctx.manifest.data["command"] = (choice or StageChoice(stages=selected)).as_dict()
         ctx.manifest.save()
     from src.utils.threads import apply_threads
 
