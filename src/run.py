@@ -168,6 +168,11 @@ def prepare_run(cfg: Config, run_name: Optional[str], resume: bool, selected: tu
     (ctx.run_dir / "logs").mkdir(parents=True, exist_ok=True)
     add_file_handler(ctx.run_dir / "logs" / "pipeline.log")
     log.info("run %s: stages %s%s", name, ", ".join(selected) or "(none)", " (resume)" if resume else "")
+    from src.stages.augment import spend_line
+
+    spend = spend_line(ctx)
+    if spend:
+        log.warning("%s", spend)
     if ctx.is_main:
         atomic_write_text(ctx.run_dir / SAVED_CONFIG, config_yaml(cfg))
         ctx.manifest.data["world_size"] = ctx.world_size
@@ -188,4 +193,8 @@ def describe_plan(ctx: RunContext) -> str:
     """What the run would do, one line per stage with the reason (``--dry-run``)."""
     lines = [f"run {ctx.run_name} ({ctx.run_dir}): every check passed"]
     lines += [f"  {stage:<10} {action:<6} {reason}" for stage, action, reason in plan(ctx)]
+    from src.stages.augment import spend_line
+
+    spend = spend_line(ctx)
+    lines += [f"paid requests: {spend}"] if spend else []
     return "\n".join(lines) + "\n"

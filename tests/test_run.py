@@ -118,3 +118,13 @@ def test_a_full_disk_is_one_line_and_the_run_resumes(tmp_path: Path) -> None:
     assert entry["status"] == "failed"
     again = run_cli([*args, "--resume"])
     assert again.returncode == 0, again.stderr[-2000:]
+
+
+def test_a_dry_run_that_would_pay_says_how_many_requests_and_the_cap(tmp_path: Path) -> None:
+    res = run_cli(["--debug-small", "--dry-run", "augmentation.backend=api", *tmp_paths(tmp_path)],
+                  env={"UPSTAGE_API_KEY": ""})
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "paid requests: augment: up to 4 paraphrases + 2 synthetic dialogues = paid requests" in res.stdout
+    assert "augmentation.api.max_cost=5" in res.stdout and "no key in UPSTAGE_API_KEY" in res.stdout
+    free = run_cli(["--debug-small", "--dry-run", *tmp_paths(tmp_path)])
+    assert free.returncode == 0 and "paid requests" not in free.stdout

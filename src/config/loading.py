@@ -209,8 +209,8 @@ def build_config(flat: dict[str, tuple[Any, str]]) -> Config:
             problems.append(f"{origin}: config key '{key}' = {raw!r}: {exc} (default {_default(fld)!r})")
             continue
         choices = fld.metadata.get("choices")
-        if choices and value not in choices:
-            problems.append(f"{origin}: config key '{key}' = {value!r}: must be one of {', '.join(map(str, choices))}")
+        if choices and not_a_choice(value, choices):
+            problems.append(f"{origin}: config key '{key}' = {value!r}: must be {_one_of(value, choices)}")
             continue
         bound = bound_problem(value, fld)
         if bound:
@@ -220,6 +220,15 @@ def build_config(flat: dict[str, tuple[Any, str]]) -> Config:
     if problems:
         raise UserError(*problems)
     return _assemble(Config, values)
+
+
+def not_a_choice(value: Any, choices: tuple) -> bool:
+    """Whether ``value`` (each item of a list key) is outside the key's choices."""
+    return any(v not in choices for v in value) if isinstance(value, tuple) else value not in choices
+
+
+def _one_of(value: Any, choices: tuple) -> str:
+    return ("a list of " if isinstance(value, tuple) else "one of ") + ", ".join(map(str, choices))
 
 
 _BOUNDS = (("ge", ">=", lambda v, b: v >= b), ("gt", ">", lambda v, b: v > b),
@@ -255,8 +264,8 @@ def section_problems(section: Any, prefix: str) -> list[str]:
             continue
         choices = fld.metadata.get("choices")
         numbers = value if isinstance(value, tuple) else (value,)
-        if choices and value not in choices:
-            problems.append(f"config key '{key}' = {value!r}: must be one of {', '.join(map(str, choices))}")
+        if choices and not_a_choice(value, choices):
+            problems.append(f"config key '{key}' = {value!r}: must be {_one_of(value, choices)}")
         elif any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
             problems.append(f"config key '{key}' = {value!r}: must be a finite number (default {_default(fld)!r})")
         elif bound_problem(value, fld):

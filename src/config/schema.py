@@ -196,7 +196,8 @@ class ApiConfig:
     max_retries: int = opt(5, "retries on 429, 5xx, timeouts and connection errors", ge=0)
     rpm: int = opt(0, "requests per minute limit (0: none)", ge=0)
     tpm: int = opt(0, "tokens per minute limit (0: none)", ge=0)
-    max_cost: float = opt(0.0, "stop sending new requests once the estimated cost reaches this (0: no cap)", ge=0)
+    max_cost: float = opt(5.0, "stop sending new requests once the estimated cost (price_*_per_1m, e.g. USD) reaches "
+                                "this (0: no cap; the run says the cap before its first stage)", ge=0)
     price_input_per_1m: float = opt(0.15, "price per million input tokens, for the cost ledger", ge=0)
     price_output_per_1m: float = opt(0.6, "price per million output tokens, for the cost ledger", ge=0)
     temperature: float = opt(0.7, "sampling temperature for augmentation requests", ge=0, le=2)
@@ -299,8 +300,11 @@ class TrainingConfig:
     group_by_length: bool = opt(False, "batch examples of similar length (padded batches only)")
     neftune_noise_alpha: Optional[float] = opt(None, "NEFTune embedding noise", gt=0)
     merge_adapter: bool = opt(False, "also write merged weights to final_merged/")
-    report_to: str = opt("none", "none, tensorboard or wandb (offline without WANDB_API_KEY)",
-                         ("none", "tensorboard", "wandb"))
+    report_to: tuple[str, ...] = opt((), "trackers of the run (src/tracking.py): a list of wandb and tensorboard, "
+                                         "e.g. [wandb, tensorboard]; [] or none for none (one name alone is fine)",
+                                     ("none", "tensorboard", "wandb"))
+    wandb_project: str = opt("dialsum", "wandb project the run is logged to")
+    wandb_entity: Optional[str] = opt(None, "wandb team or user (None: the key's default entity)")
     extra: dict = opt({}, "extra arguments forwarded to SFTConfig / Seq2SeqTrainingArguments")
 
 

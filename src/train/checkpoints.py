@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 FINGERPRINT_FILE = "pipeline_fingerprint.json"
 ASIDE = "set_aside"  # <model_dir>/set_aside/checkpoint-N.<why>-<time>/
 # settings that change how often things are logged or kept, not what is trained
-NOT_DECIDING = ("logging_steps", "report_to", "save_total_limit")
+NOT_DECIDING = ("logging_steps", "report_to", "wandb_project", "wandb_entity", "save_total_limit")
 # Trainer state files a finished model does not need
 TRAINER_STATE_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "trainer_state.json", "training_args.bin",
                        FINGERPRINT_FILE)

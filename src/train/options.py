@@ -10,13 +10,10 @@ import bisect
 import dataclasses
 import difflib
 import logging
-import os
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
-from urllib.parse import urlparse
 
 from src.config import Config, TrainingConfig
 from src.errors import UserError
@@ -126,43 +123,22 @@ def eval_arguments(t: TrainingConfig, has_eval: bool) -> dict[str, Any]:
 
 
 def report_to(cfg: Config, out_dir: Path) -> list[str]:
-    """Tracking integrations; wandb runs offline without a key or a reachable server, never failing the run."""
-    tracker = cfg.training.report_to
-    if tracker == "none":
-        return []
-    module = "tensorboard" if tracker == "tensorboard" else "wandb"
-    try:
-        __import__(module)
-    except ImportError:
-        log.warning("training.report_to=%s but %s is not installed (pip install %s); not tracking", tracker, module, module)
-        return []
-    if tracker == "wandb":
-        _wandb_mode(out_dir)
-    return [tracker]
+    """The Trainer's tracking integrations (``training.report_to``); wandb logs into the run's tracked run
+    (``src.tracking``), offline without a key or a reachable server, never failing the run."""
+    from src.tracking import trackers, wandb_mode
 
-
-def _wandb_mode(out_dir: Path) -> None:
-    from src.utils.secrets import get_secret
-
-    # wandb reads its settings from the environment; these only steer where and whether it syncs
-    os.environ.setdefault("WANDB_DIR", str(out_dir))
-    if os.environ.get("WANDB_MODE") == "disabled":
-        return
-    if not get_secret("WANDB_API_KEY"):
-        os.environ["WANDB_MODE"] = "offline"
-        log.info("wandb: offline (no WANDB_API_KEY); upload later with `wandb sync %s/wandb`", out_dir)
-    elif not _reachable(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")):
-        os.environ["WANDB_MODE"] = "offline"
-        log.warning("wandb: server unreachable; logging offline to %s/wandb (upload later with `wandb sync`)", out_dir)
-
-
-def _reachable(url: str, timeout: float = 3.0) -> bool:
-    parsed = urlparse(url)
-    try:
-        with socket.create_connection((parsed.hostname or "", parsed.port or 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    found = []
+    for tracker in trackers(cfg):
+        try:
+            __import__(tracker)
+        except ImportError:
+            log.warning("training.report_to names %s but it is not installed (pip install %s); not tracking there",
+                        tracker, tracker)
+            continue
+        if tracker == "wandb" and wandb_mode(out_dir) == "disabled":
+            continue
+        found.append(tracker)
+    return found
 
 
 def check_extra(extra: dict[str, Any]) -> None:

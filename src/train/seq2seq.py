@@ -27,7 +27,7 @@ from src.models.seq2seq import (
     special_tokens,
 )
 from src.train.final import TrainJob, summary_lengths
-from src.train.options import checkpointing_arguments
+from src.train.options import checkpointing_arguments, report_to
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def seq2seq_args(cfg: Config, out_dir: Path, device: str, has_eval: bool) -> Any
         gradient_accumulation_steps=t.gradient_accumulation_steps, warmup_steps=t.warmup_fraction,
         lr_scheduler_type=t.lr_scheduler_type, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
         optim="adamw_torch" if t.optim == "auto" else t.optim, logging_steps=t.logging_steps,
-        save_total_limit=t.save_total_limit, seed=cfg.seed, report_to=[] if t.report_to == "none" else [t.report_to],
+        save_total_limit=t.save_total_limit, seed=cfg.seed, report_to=report_to(cfg, out_dir),
         use_cpu=device == "cpu", **checkpointing_arguments(t.gradient_checkpointing and device == "cuda"),
         predict_with_generate=has_eval, load_best_model_at_end=has_eval,
         metric_for_best_model=metric if has_eval else None, greater_is_better=greater if has_eval else None,
