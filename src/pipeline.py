@@ -23,7 +23,7 @@ from src.config import Config
 from src.context import Producer, RunContext
 from src.errors import StageSkipped, UserError
 from src.stages import augment, evaluate, infer, merge, preprocess, train, tune
-from src.utils.io import fingerprint
+from src.utils.io import stage_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def plan(ctx: RunContext) -> list[tuple[str, str, str]]:
             kept = "keeps its earlier outputs" if entry.get("status") == "done" else "uses its fallback"
             rows.append((stage.name, "skip", f"not selected ({SKIP_FLAGS[stage.name]} or --stages); {kept}"))
             continue
-        fp = fingerprint(stage.config_parts(ctx.cfg), [p for p in stage.inputs(ctx).values() if p is not None])
+        fp = stage_fingerprint(stage.config_parts(ctx.cfg), [p for p in stage.inputs(ctx).values() if p is not None])
         if ctx.resume and first_run is None and ctx.manifest.is_done(stage.name, fp):
             rows.append((stage.name, "reuse", "done earlier with the same inputs and config (--resume)"))
             continue
@@ -152,7 +152,7 @@ def _run_or_skip(ctx: RunContext, stage: Stage) -> None:
         _record_skip(ctx, stage)
         return
     inputs = [p for p in stage.inputs(ctx).values() if p is not None]
-    fp = fingerprint(stage.config_parts(ctx.cfg), inputs)
+    fp = stage_fingerprint(stage.config_parts(ctx.cfg), inputs)
     if ctx.resume and ctx.manifest.is_done(stage.name, fp):
         log.info("stage %s: already done with the same inputs and config, skipped", stage.name)
         return

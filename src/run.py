@@ -197,4 +197,8 @@ def describe_plan(ctx: RunContext) -> str:
 
     spend = spend_line(ctx)
     lines += [f"paid requests: {spend}"] if spend else []
+    if "infer" in ctx.selected:
+        from src.stages.infer import settings_lines
+
+        lines += settings_lines(ctx)
     return "\n".join(lines) + "\n"

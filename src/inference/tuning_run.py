@@ -68,19 +68,6 @@ def excluded_rows(path: Optional[Path]) -> set[str]:
     return set(pd.read_csv(path, dtype=str)["fname"])
 
 
-def apply_tuned(cfg: Config, best: Optional[Path], explicit: frozenset[str]) -> Config:
-    """``cfg`` with the tuned generation settings, except keys the user set on the command line."""
-    if best is None or not Path(best).is_file():
-        return cfg
-    chosen = yaml.safe_load(Path(best).read_text(encoding="utf-8")) or {}
-    inference = {k: v for k, v in (chosen.get("inference") or {}).items() if f"inference.{k}" not in explicit}
-    prompt = {k: v for k, v in (chosen.get("prompt") or {}).items() if f"prompt.{k}" not in explicit}
-    kept = sorted(k for k in (chosen.get("inference") or {}) if f"inference.{k}" in explicit)
-    log.info("generation settings from %s: %s%s", best, {**inference, **prompt},
-             f" (yours kept for {', '.join(kept)})" if kept else "")
-    return replace(cfg, inference=replace(cfg.inference, **inference), prompt=replace(cfg.prompt, **prompt))
-
-
 def _overrides(cfg: Config, setting: Setting) -> tuple[dict[str, Any], Optional[str]]:
     """(inference overrides, instruction text or None) of a setting."""
     inference = {k: v for k, v in setting.items() if k != "instruction"}
@@ -130,12 +117,14 @@ def reference_scorer(references: dict[str, str], tokenizer: str) -> Callable[[li
 def tune_generation(cfg: Config, checkpoint: Path, dev_path: Path, pool_path: Optional[Path],
                     outputs: dict[str, Path]) -> dict[str, Any]:
     """Run the search and write tuning.csv, tuning.png, best_generation.yaml and tuning_rows.csv."""
-    from src.inference.factory import as_trained, load_predictor
+    from src.inference.factory import load_predictor
+    from src.inference.settings import resolve_settings
 
     dev = load_split(dev_path, "dev")
     rows = tuning_rows(dev, cfg.tune.rows, cfg.seed)
     atomic_write_csv(outputs["rows"], pd.DataFrame({"fname": rows}))
-    run_cfg, pool_file = as_trained(cfg, checkpoint, pool_path)
+    resolved = resolve_settings(cfg, checkpoint, pool_path, None)
+    run_cfg, pool_file, checkpoint = resolved.cfg, resolved.pool, resolved.checkpoint or checkpoint
     pool = load_split(pool_file, "train") if pool_file is not None and run_cfg.prompt.num_fewshot else None
     predictor = load_predictor(run_cfg, checkpoint, pool)
     score = reference_scorer(dict(zip(dev["fname"].astype(str), dev["summary"].astype(str))),
