@@ -61,11 +61,11 @@ def _listing(names: list[str]) -> str:
 
 def read_candidates(path: str) -> tuple[Any, list[str]]:
     """``path`` as a frame of fname (stripped) and summary, or the problems found in it."""
-    from src.evaluation.files import read_table
+    from src.evaluation.files import read_scored_csv
     from src.evaluation.morphemes import as_text
 
     try:
-        frame = read_table(path, "--pred")
+        frame = read_scored_csv(path, "--pred")
     except UserError as err:
         return None, err.problems
     missing = [c for c in COLUMNS if c not in frame.columns]

@@ -45,18 +45,17 @@ def ledger_table(entry: dict[str, Any]) -> Optional[pd.DataFrame]:
 
 def predictions_table(predictions: Path, references: Optional[Path], n: int) -> Optional[pd.DataFrame]:
     """The first ``n`` dev predictions beside their dialogue and reference summary, or None without predictions."""
-    from src.data.loading import read_table
-    from src.utils.io import sheet_unsafe
+    from src.evaluation.files import read_scored_csv
 
     if not predictions.is_file():
         return None
     try:
-        pred = read_table(predictions).fillna("").head(n)
-        refs = read_table(references).fillna("") if references is not None and references.is_file() else None
+        pred = read_scored_csv(predictions, "dev predictions").head(n)
+        refs = read_scored_csv(references, "dev references") if references is not None and references.is_file() else None
     except UserError as err:
         log.warning("tracking: predictions table left out (%s)", err.problems[0])
         return None
-    pred = pred.assign(prediction=pred["summary"].map(sheet_unsafe))[["fname", "prediction"]]
+    pred = pred.rename(columns={"summary": "prediction"})[["fname", "prediction"]]
     if refs is None or "summary" not in refs.columns:
         return pred
     refs = refs.rename(columns={"summary": "reference"})[["fname", "dialogue", "reference"]]

@@ -13,7 +13,7 @@ from typing import Optional
 
 import pandas as pd
 
-from src.data.csvfile import read_csv_strict
+from src.data.csvfile import decode_utf8, read_csv_strict
 from src.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -22,18 +22,6 @@ REQUIRED = {"train": ("fname", "dialogue", "summary"), "dev": ("fname", "dialogu
             "test": ("fname", "dialogue")}
 SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
 MAX_LISTED = 20
-
-
-def _decode(path: Path) -> str:
-    raw = path.read_bytes()
-    # strip the BOM first so error offsets and line numbers count from the file's first byte after it
-    raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise UserError(f"{path}: line {line}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
-                        "re-save the file as UTF-8") from None
 
 
 def as_text(df: pd.DataFrame) -> pd.DataFrame:
@@ -55,7 +43,7 @@ def read_table(path: Path) -> pd.DataFrame:
     try:
         if suffix == ".parquet":
             return as_text(pd.read_parquet(path))
-        text = _decode(path)
+        text = decode_utf8(path)
         if suffix in (".jsonl", ".json"):
             return as_text(pd.read_json(io.StringIO(text), lines=suffix == ".jsonl", dtype=False))
         return read_csv_strict(path, text)

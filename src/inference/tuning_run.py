@@ -11,6 +11,7 @@ import yaml
 
 from src.config import Config, all_keys, coerce, section_problems
 from src.data.loading import load_split
+from src.errors import UserError
 from src.inference.tuning import TUNABLE, Setting, Trial, candidates, search, setting_id
 from src.utils.io import atomic_write, atomic_write_csv, atomic_write_text
 from src.utils.journal import JsonlJournal
@@ -65,7 +66,13 @@ def excluded_rows(path: Optional[Path]) -> set[str]:
     """The tuning fnames the evaluate stage leaves out (none when tune did not run)."""
     if path is None or not Path(path).is_file():
         return set()
-    return set(pd.read_csv(path, dtype=str)["fname"])
+    from src.data.csvfile import read_csv_file
+
+    table = read_csv_file(Path(path), "tuning rows")
+    if "fname" not in table.columns:
+        raise UserError(f"{path}: line 1: no column 'fname' (found {', '.join(table.columns)}); rerun the tune stage "
+                        "(drop --skip-tune) to write it again")
+    return set(table["fname"].dropna().astype(str))
 
 
 def _overrides(cfg: Config, setting: Setting) -> tuple[dict[str, Any], Optional[str]]:

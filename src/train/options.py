@@ -6,7 +6,6 @@ own default): every name used here is a field of the installed ``SFTConfig``, wh
 """
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import difflib
 import logging
@@ -46,18 +45,25 @@ class Collation:
 
 
 def bfd_rows(lengths: list[int], row_length: int) -> int:
-    """How many rows best-fit-decreasing packing (TRL's ``bfd``) fills with these lengths."""
-    free: list[int] = []  # sorted free space of the open rows
-    rows = 0
-    for n in sorted(lengths, reverse=True):
-        at = bisect.bisect_left(free, n)
-        if at < len(free):
-            left = free.pop(at) - n
-        else:
-            rows, left = rows + 1, row_length - n
-        if left > 0:
-            bisect.insort(free, left)
-    return rows
+    """How many rows TRL's best-fit-decreasing packing (``trl.data_utils.pack_dataset``, what ``SFTTrainer``
+    packs with) fills with examples of these lengths: asked of TRL itself, so the count cannot drift from it."""
+    import numpy as np
+    import pyarrow as pa
+    from datasets import Dataset
+    from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
+    from trl.data_utils import pack_dataset
+
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    ids = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(np.zeros(int(offsets[-1]), dtype=np.int32)))
+    was_on = is_progress_bar_enabled()
+    disable_progress_bar()  # a count, not a step the user waits for
+    try:
+        packed = pack_dataset(Dataset(pa.table({"input_ids": ids})), seq_length=row_length, strategy="bfd",
+                              map_kwargs={"keep_in_memory": True})
+    finally:
+        if was_on:
+            enable_progress_bar()
+    return len(packed)
 
 
 def collation(t: TrainingConfig, lengths: list[int], device: str, eval_lengths: Sequence[int] = ()) -> Collation:

@@ -61,3 +61,18 @@ def test_tune_keys_are_checked_by_the_config(key: str) -> None:
 
     with pytest.raises(UserError):
         load_config(None, [key])
+
+
+def test_the_tuning_rows_file_is_read_strictly(tmp_path) -> None:
+    from src.errors import UserError
+    from src.inference.tuning_run import excluded_rows
+
+    rows = tmp_path / "tuning_rows.csv"
+    rows.write_text("fname\ndev_1\ndev_2\n", encoding="utf-8")
+    assert excluded_rows(rows) == {"dev_1", "dev_2"}
+    rows.write_text("name\ndev_1\n", encoding="utf-8")
+    with pytest.raises(UserError, match="no column 'fname'"):
+        excluded_rows(rows)
+    rows.write_text("fname\ndev_1,dev_2\n", encoding="utf-8")
+    with pytest.raises(UserError, match="line 2: 2 fields where the header has 1"):
+        excluded_rows(rows)
