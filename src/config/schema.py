@@ -75,12 +75,20 @@ class HubSplits:
 @dataclass(frozen=True)
 class ColumnMap:
     """Source column names read as fname, dialogue, summary and topic (a source that lacks the
-    named column but has the canonical one uses the canonical one)."""
+    named column but has the canonical one uses the canonical one), or a conversational or
+    prompt/completion source (src/data/formats.py)."""
 
     fname: str = opt("fname", "id column (a source without it is an error unless data.generate_ids is true)")
     dialogue: str = opt("dialogue", "input text column (e.g. input, document)")
     summary: str = opt("summary", "target text column (e.g. output, summary1); not needed for test")
     topic: str = opt("topic", "optional topic column, kept when present")
+    messages: str = opt("messages", "conversational column (a list of {role, content} turns, TRL/LLaMA-Factory style): "
+                                    "the last user turn is the dialogue, the assistant turn after it the summary; "
+                                    "read when the source has no dialogue column")
+    prompt: str = opt("prompt", "prompt column of a prompt/completion source (text, or turns: the last user turn) "
+                                "read as the dialogue when the source has no dialogue or messages column")
+    completion: str = opt("completion", "completion column of a prompt/completion source (text, or turns: the "
+                                        "assistant text) read as the summary")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ folders, hub datasets, column mapping) is ``src.data.sources``.
 from __future__ import annotations
 
 import io
+import json
 import logging
 from pathlib import Path
 from typing import Optional
@@ -25,8 +26,17 @@ MAX_LISTED = 20
 
 
 def as_text(df: pd.DataFrame) -> pd.DataFrame:
-    """Every column as Python strings, missing values kept missing (JSON numbers become text)."""
-    return df.astype("string").astype(object)
+    """Every column as Python strings, missing values kept missing (JSON numbers become text; lists and mappings,
+    such as conversational turns, become JSON text)."""
+    return df.map(_json_if_nested).astype("string").astype(object)
+
+
+def _json_if_nested(value: object) -> object:
+    if hasattr(value, "tolist") and not isinstance(value, str):  # numpy arrays from parquet and datasets
+        value = value.tolist()
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v))
+    return value
 
 
 def first_row_number(path: Path) -> int:

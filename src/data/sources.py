@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from src.config import SPLITS, ColumnMap, Config, HubSource, resolve_input, resolve_path
+from src.data.formats import to_dialogue_columns
 from src.data.loading import MAX_LISTED, REQUIRED, SUFFIXES, as_text, check_frame, first_row_number, read_table
 from src.errors import UserError
 
@@ -95,8 +96,12 @@ def map_columns(df: pd.DataFrame, columns: ColumnMap, role: str, where: Any, fir
                 generate_ids: bool = True) -> tuple[pd.DataFrame, list[str]]:
     """Rename the source's columns to fname/dialogue/summary/topic and check them like a CSV split.
 
-    A source without an id column gets ``<fname_prefix><row>`` (rows counted from ``start``).
+    A source without an id column gets ``<fname_prefix><row>`` (rows counted from ``start``); a conversational
+    or prompt/completion source is turned into dialogue and summary first (``src.data.formats``).
     """
+    df, chat_problems = to_dialogue_columns(df, columns, where, first_row, "summary" in REQUIRED[role])
+    if chat_problems:
+        return df, chat_problems
     names, missing = {}, []
     for canon in CANONICAL:
         wanted = getattr(columns, canon)
