@@ -82,3 +82,15 @@ def test_the_final_records_come_from_the_run_files(tmp_path: Path) -> None:
     assert ledger is not None and dict(zip(ledger["key"], ledger["value"])) == {
         "accepted": "3", "ledger.requests": "4", "ledger.cost": "0.01"}
     assert ledger_table({}) is None and predictions_table(tmp_path / "none.csv", None, 5) is None
+
+
+def test_the_tensorboard_backend_writes_config_scalars_and_tables(tmp_path: Path) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    backend = tracking.TensorboardBackend(SummaryWriter(log_dir=str(tmp_path)))
+    tracker = tracking.RunTracker([backend])
+    tracker._each("config", {"seed": 1})
+    tracker.stage("train", {"status": "done", "seconds": 1.5})
+    tracker._each("table", "predictions", pd.DataFrame({"fname": ["a"], "prediction": ["x|y"]}))
+    tracker._each("close", True)
+    assert tracker.backends == [backend] and list(tmp_path.glob("events.out.tfevents.*"))

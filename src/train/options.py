@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +144,8 @@ def report_to(cfg: Config, out_dir: Path) -> list[str]:
             continue
         if tracker == "wandb" and wandb_mode(out_dir) == "disabled":
             continue
+        if tracker == "wandb":  # where the Trainer's callback opens a run itself (no tracked run in this process)
+            os.environ.setdefault("WANDB_PROJECT", cfg.training.wandb_project)
         found.append(tracker)
     return found
 
