@@ -30,6 +30,7 @@ import os
 import platform
 import statistics
 import tempfile
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -358,4 +359,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from src.errors import UserError
+
+    try:
+        main()
+    except UserError as err:  # e.g. the model package is missing: one line saying what to run, no traceback
+        sys.exit("".join(f"error: {problem}\n" for problem in err.problems).rstrip("\n"))

@@ -93,18 +93,19 @@ def train_tokens_per_s(work: Path, run: str) -> float:
     return float(tokens) / float(log["train_runtime"].dropna().iloc[-1])
 
 
-def length_cap(data: Path) -> int:
+def length_cap(data: Path, overrides: tuple[str, ...] = ()) -> int:
     """What ``inference.max_new_tokens: auto`` gives the fine-tuned run, computed here for the zero-shot run too,
-    so both generate under the same cap (the base model has no recorded summary lengths)."""
+    so both generate under the same cap (the base model has no recorded summary lengths). The embedded model is
+    converted first when it is not yet (a UserError naming the pip command when its package is missing)."""
     import pandas as pd
 
     from src.config import load_config
-    from src.models.loading import load_tokenizer, model_location
+    from src.models.loading import load_tokenizer, resolve_model
     from src.prompting.builder import PromptBuilder
     from src.train.final import summary_lengths
 
-    cfg = load_config(PRESET, [])
-    builder = PromptBuilder(load_tokenizer(model_location(cfg), cfg), cfg.prompt)
+    cfg = load_config(PRESET, list(overrides))
+    builder = PromptBuilder(load_tokenizer(resolve_model(cfg, lambda: []), cfg), cfg.prompt)
     summaries = pd.read_csv(data / "train.csv", dtype=str)["summary"]
     return int(summary_lengths([len(builder.completion_ids(s)) for s in summaries])["auto_max_new_tokens"])
 
@@ -194,7 +195,9 @@ def main() -> None:
     args = parser.parse_args()
     start = time.perf_counter()
     data = split(args.work)
-    base = REPO_ROOT / "model" / "embedded" / "gemma-3-270m"
+    from src.models.embedded import resolve_embedded
+
+    base = resolve_embedded("gemma-3-270m", REPO_ROOT / "model")  # converted once here if it is not yet
     common = ["--skip-augmentation", "--skip-merge", "--skip-tune", *args.overrides]
     cap = length_cap(data)
     zero = pipeline(args.work, "zero-shot", ["--stages", "infer,evaluate", f"inference.checkpoint={base}",
@@ -218,4 +221,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from src.errors import UserError
+
+    try:
+        main()
+    except UserError as err:  # e.g. the model package is missing: one line saying what to run, no traceback
+        sys.exit("".join(f"error: {problem}\n" for problem in err.problems).rstrip("\n"))

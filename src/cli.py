@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import Any, Optional
 
-from src.config import REPO_ROOT
+from src.config.resources import preset_names
 from src.errors import UserError
 from src.pipeline import SKIP_FLAGS
 from src.pipeline import STAGE_NAMES as STAGES
@@ -15,26 +16,29 @@ VALUE_FLAGS = {"num_paraphrase": "augmentation.num_paraphrase", "num_speaker_swa
                "num_synthetic": "augmentation.num_synthetic"}
 
 
-def epilog() -> str:
+def epilog(prog: str) -> str:
     """Where to find the config keys, the presets and the other commands."""
-    presets = ", ".join(sorted(p.stem for p in (REPO_ROOT / "configs" / "models").glob("*.yaml")))
+    evaluate = "dialsum evaluate" if prog == "dialsum" else "python -m src.evaluate"
+    ensemble = "dialsum ensemble" if prog == "dialsum" else "python -m src.ensemble"
     return (
         "overrides: any number of key.sub=value, before or after the flags, e.g.\n"
-        "  python -m src.main --debug-small training.learning_rate=2e-4 --skip-augmentation prompt.num_fewshot=0\n"
+        f"  {prog} --debug-small training.learning_rate=2e-4 --skip-augmentation prompt.num_fewshot=0\n"
         "every key, its default, allowed values and meaning: docs/CONFIG.md (or --print-config for this run's values)\n"
-        f"model presets (--config configs/models/NAME.yaml): {presets}\n"
-        "check a config and see the plan without running anything: --dry-run\n"
-        "score a predictions file: python -m src.evaluate --pred P.csv --ref R.csv\n"
+        f"model presets (--config NAME or --config configs/models/NAME.yaml): {', '.join(preset_names())}\n"
+        "check a config and see the plan (and any paid API requests) without running anything: --dry-run\n"
+        f"score a predictions file: {evaluate} --pred P.csv --ref R.csv\n"
+        f"pick per dialogue the consensus of several prediction files: {ensemble} --pred A.csv B.csv --out OUT.csv\n"
         "how stages, skip and resume work: docs/LLM_Pipeline.md")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m src.main") -> argparse.ArgumentParser:
     """All flags, each with one line of help."""
     p = argparse.ArgumentParser(
-        prog="python -m src.main", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Korean dialogue summarization: preprocess -> augment -> merge -> train -> infer -> evaluate.",
-        epilog=epilog())
-    p.add_argument("--config", default=None, help="YAML config (default: configs/default.yaml, the SOLAR QLoRA run)")
+        prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=f"Korean dialogue summarization: {' -> '.join(STAGES)}.", epilog=epilog(prog))
+    p.add_argument("--config", default=None,
+                   help="YAML config: a path (the working directory first, then the shipped configs/) or a preset "
+                        "name (default: configs/default.yaml, the SOLAR QLoRA run)")
     p.add_argument("--debug-small", action="store_true",
                    help="tiny local model + bundled data/debug set, CPU, offline (about a minute on 2 cores)")
     p.add_argument("--resume", action="store_true",
@@ -55,9 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+def parse_args(argv: Optional[list[str]] = None, prog: str = "python -m src.main") -> argparse.Namespace:
     """Flags and ``key=value`` overrides in any order (argparse's intermixed parsing)."""
-    return build_parser().parse_intermixed_args(argv)
+    return build_parser(prog).parse_intermixed_args(argv)
 
 
 def flag_values(args: argparse.Namespace) -> dict[str, Any]:
@@ -69,14 +73,62 @@ def flag_values(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
-def selected_stages(args: argparse.Namespace) -> tuple[str, ...]:
-    """Stages to run, in pipeline order: --stages (or all) minus the --skip-* flags."""
-    chosen: Optional[set[str]] = None
+@dataclass(frozen=True)
+class StageChoice:
+    """A command's stage selection: ``--stages`` (None: all), the ``--skip-*`` flags, ``--debug-small``.
+
+    The manifest keeps it (``command``), so ``--resume`` alone runs what the first command ran.
+    """
+
+    stages: Optional[tuple[str, ...]] = None
+    skips: tuple[str, ...] = ()
+    debug_small: bool = False
+
+    def selected(self) -> tuple[str, ...]:
+        """Stages to run, in pipeline order: ``stages`` (or all) minus ``skips``."""
+        return tuple(s for s in STAGES if (self.stages is None or s in self.stages) and s not in self.skips)
+
+    def flags(self) -> list[str]:
+        """The choice as the command-line flags that make it."""
+        out = [f"--stages {','.join(self.stages)}"] if self.stages is not None else []
+        out += [SKIP_FLAGS[s] for s in STAGES if s in self.skips]
+        return out + (["--debug-small"] if self.debug_small else [])
+
+    def as_dict(self) -> dict[str, Any]:
+        """What the manifest records."""
+        return {"stages": list(self.stages) if self.stages is not None else None, "skips": list(self.skips),
+                "debug_small": self.debug_small}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "StageChoice":
+        """A recorded choice; stages this version does not know are dropped."""
+        stages = data.get("stages")
+        return cls(tuple(s for s in stages if s in STAGES) if stages is not None else None,
+                   tuple(s for s in data.get("skips") or () if s in STAGES), bool(data.get("debug_small")))
+
+    def on_top_of(self, saved: "StageChoice") -> "StageChoice":
+        """This (a resuming command's) choice over the saved one: a new ``--stages`` replaces the saved selection
+        (skips included); new ``--skip-*`` flags add to it; ``--debug-small`` stays as the run began."""
+        if self.stages is not None:
+            return StageChoice(self.stages, self.skips, saved.debug_small)
+        skips = tuple(s for s in STAGES if s in saved.skips or s in self.skips)
+        return StageChoice(saved.stages, skips, saved.debug_small)
+
+
+def stage_choice(args: argparse.Namespace) -> StageChoice:
+    """The stage selection of the parsed flags (``--stages`` names checked, aliases allowed)."""
+    chosen: Optional[list[str]] = None
     if args.stages:
-        chosen = set()
+        chosen = []
         for raw in args.stages.split(","):
             name = ALIASES.get(raw.strip().lower(), raw.strip().lower())
             if name not in STAGES:
                 raise UserError(f"--stages: unknown stage '{raw.strip()}'; choose from {', '.join(STAGES)}")
-            chosen.add(name)
-    return tuple(s for s in STAGES if (chosen is None or s in chosen) and not getattr(args, f"skip_{s}"))
+            chosen.append(name)
+    stages = tuple(s for s in STAGES if s in chosen) if chosen is not None else None
+    return StageChoice(stages, tuple(s for s in STAGES if getattr(args, f"skip_{s}")), bool(args.debug_small))
+
+
+def selected_stages(args: argparse.Namespace) -> tuple[str, ...]:
+    """Stages to run, in pipeline order: --stages (or all) minus the --skip-* flags."""
+    return stage_choice(args).selected()

@@ -25,10 +25,10 @@ LISTED_AT_MOST = 10  # fnames named in one error line before "(+N more)"
 log = logging.getLogger("src.ensemble")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m src.ensemble") -> argparse.ArgumentParser:
     """The command-line interface of the ensembler."""
     parser = argparse.ArgumentParser(
-        prog="python -m src.ensemble",
+        prog=prog,
         description="Pick, per fname, the candidate most similar (mean weighted ROUGE-1/2/L F1) to the other "
         "candidates of all the given prediction files.",
     )
@@ -61,11 +61,11 @@ def _listing(names: list[str]) -> str:
 
 def read_candidates(path: str) -> tuple[Any, list[str]]:
     """``path`` as a frame of fname (stripped) and summary, or the problems found in it."""
-    from src.evaluation.files import read_table
+    from src.evaluation.files import read_scored_csv
     from src.evaluation.morphemes import as_text
 
     try:
-        frame = read_table(path, "--pred")
+        frame = read_scored_csv(path, "--pred")
     except UserError as err:
         return None, err.problems
     missing = [c for c in COLUMNS if c not in frame.columns]
@@ -174,9 +174,9 @@ def ensemble(paths: list[str], out: str, tokenizer: str, weights_text: str) -> d
     return {**counts, "out": out}
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None, prog: str = "python -m src.ensemble") -> int:
     """Run the ensembler; returns the exit code (2 on a problem the user can fix)."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         counts = ensemble(args.pred, args.out, args.tokenizer, args.weights)

@@ -19,10 +19,10 @@ TOKENIZER_CHOICES = ("mecab", "kiwi", "whitespace")  # mirrors src.evaluation.TO
 ALL = "all"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m src.evaluate") -> argparse.ArgumentParser:
     """The command-line interface of the evaluator."""
     parser = argparse.ArgumentParser(
-        prog="python -m src.evaluate",
+        prog=prog,
         description="ROUGE-1/2/L F1 of predictions vs references, rows matched by fname; "
         "final = 100 x mean of the three, averaged over each dialogue's references.",
     )
@@ -39,9 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None, prog: str = "python -m src.evaluate") -> int:
     """Run the evaluator; returns the exit code (2 on a problem the user can fix)."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from src.evaluation import evaluate_files  # pandas, Mecab and Kiwi load only after --help
 

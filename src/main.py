@@ -1,6 +1,8 @@
 """Entry point: ``python -m src.main [--debug-small] [--resume] [--skip-...] [key.sub=value ...]``.
 
 Parses, validates everything before the first model is loaded, then runs the stages in order.
+The installed command ``dialsum`` is the same (``dialsum [run] ...``), with ``dialsum evaluate ...``
+(``src.evaluate``) and ``dialsum ensemble ...`` (``src.ensemble``) beside it.
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import logging
 import sys
 from typing import Optional
 
-from src.cli import flag_values, parse_args, selected_stages
+from src.cli import flag_values, parse_args, stage_choice
 from src.errors import UserError
 from src.utils.logging_setup import setup_logging
 from src.utils.secrets import load_dotenv_once
@@ -20,13 +22,13 @@ log = logging.getLogger("src.main")
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None, prog: str = "python -m src.main") -> int:
     """Run the pipeline; 0 on success, 2 on a user error (one line per problem), 130 on Ctrl-C."""
-    args = parse_args(argv)
+    args = parse_args(argv, prog)
     setup_logging("INFO")
     try:
         load_dotenv_once()
-        from src.run import configure, describe_plan, prepare_run
+        from src.run import configure, describe_plan, prepare_run, restore_choice
 
         cfg, run_name = configure(args.config, args.overrides, args.debug_small, flag_values(args), args.run_name,
                                   args.resume)
@@ -37,7 +39,11 @@ def main(argv: Optional[list[str]] = None) -> int:
             return 0
         setup_logging(cfg.log_level)
         explicit = frozenset([o.split("=", 1)[0].strip() for o in args.overrides] + list(flag_values(args)))
-        ctx = prepare_run(cfg, run_name, args.resume, selected_stages(args), dry_run=args.dry_run, explicit=explicit)
+        choice = stage_choice(args)
+        if args.resume and run_name is not None:
+            choice = restore_choice(cfg, run_name, choice)
+        ctx = prepare_run(cfg, run_name, args.resume, choice.selected(), dry_run=args.dry_run, explicit=explicit,
+                          choice=choice)
         if args.dry_run:
             sys.stdout.write(describe_plan(ctx))
             return 0
@@ -60,6 +66,25 @@ def main(argv: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted; rerun with --resume to continue")
         return 130
+
+
+SUBCOMMANDS = ("run", "evaluate", "ensemble")
+
+
+def entry_point(argv: Optional[list[str]] = None) -> int:
+    """``dialsum``: ``dialsum [run] FLAGS`` runs the pipeline; ``dialsum evaluate|ensemble FLAGS`` the other tools."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv and argv[0] in SUBCOMMANDS else "run"
+    rest = argv[1:] if argv and argv[0] in SUBCOMMANDS else argv
+    if command == "evaluate":
+        from src.evaluate import main as evaluate_main
+
+        return evaluate_main(rest, prog="dialsum evaluate")
+    if command == "ensemble":
+        from src.ensemble import main as ensemble_main
+
+        return ensemble_main(rest, prog="dialsum ensemble")
+    return main(rest, prog="dialsum")
 
 
 if __name__ == "__main__":

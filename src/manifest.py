@@ -12,18 +12,21 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from src.config import REPO_ROOT
+from src.config.resources import CHECKOUT
 from src.errors import UserError
 from src.utils.io import atomic_write_json
 
-KEY_PACKAGES = ("torch", "transformers", "trl", "peft", "bitsandbytes", "accelerate", "datasets",
+KEY_PACKAGES = ("dialogue-summarization", "torch", "transformers", "trl", "peft", "bitsandbytes", "accelerate", "datasets",
                 "openai", "pandas", "rouge", "kiwipiepy", "python-mecab-ko")
 
 
 def git_commit() -> Optional[str]:
-    """The repo's HEAD commit, or None outside a git checkout."""
+    """The source checkout's HEAD commit, or None for an installed copy or outside git (the package version is
+    in ``packages`` then)."""
+    if CHECKOUT is None:
+        return None
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=CHECKOUT, capture_output=True, text=True, timeout=5)
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None

@@ -23,7 +23,7 @@ from src.config import Config
 from src.context import Producer, RunContext
 from src.errors import StageSkipped, UserError
 from src.stages import augment, evaluate, infer, merge, preprocess, train, tune
-from src.utils.io import fingerprint
+from src.utils.io import stage_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def plan(ctx: RunContext) -> list[tuple[str, str, str]]:
             kept = "keeps its earlier outputs" if entry.get("status") == "done" else "uses its fallback"
             rows.append((stage.name, "skip", f"not selected ({SKIP_FLAGS[stage.name]} or --stages); {kept}"))
             continue
-        fp = fingerprint(stage.config_parts(ctx.cfg), [p for p in stage.inputs(ctx).values() if p is not None])
+        fp = stage_fingerprint(stage.config_parts(ctx.cfg), [p for p in stage.inputs(ctx).values() if p is not None])
         if ctx.resume and first_run is None and ctx.manifest.is_done(stage.name, fp):
             rows.append((stage.name, "reuse", "done earlier with the same inputs and config (--resume)"))
             continue
@@ -134,17 +134,29 @@ def _run_reason(ctx: RunContext, entry: dict[str, Any], fp: str, first_run: Opti
 
 
 def run_stages(ctx: RunContext) -> None:
-    """Run or skip each stage in order, recording the manifest after every one."""
-    for stage in STAGES:
-        if stage.name not in ctx.selected:
-            _record_skip(ctx, stage)
-            continue
-        inputs = [p for p in stage.inputs(ctx).values() if p is not None]
-        fp = fingerprint(stage.config_parts(ctx.cfg), inputs)
-        if ctx.resume and ctx.manifest.is_done(stage.name, fp):
-            log.info("stage %s: already done with the same inputs and config, skipped", stage.name)
-            continue
-        _run_one(ctx, stage, fp)
+    """Run or skip each stage in order, recording the manifest after every one; the trackers follow along."""
+    from src.tracking import start_tracking
+
+    tracker, ok = start_tracking(ctx), False
+    try:
+        for stage in STAGES:
+            _run_or_skip(ctx, stage)
+            tracker.stage(stage.name, ctx.manifest.entry(stage.name))
+        ok = True
+    finally:
+        tracker.finish(ctx, ok)
+
+
+def _run_or_skip(ctx: RunContext, stage: Stage) -> None:
+    if stage.name not in ctx.selected:
+        _record_skip(ctx, stage)
+        return
+    inputs = [p for p in stage.inputs(ctx).values() if p is not None]
+    fp = stage_fingerprint(stage.config_parts(ctx.cfg), inputs)
+    if ctx.resume and ctx.manifest.is_done(stage.name, fp):
+        log.info("stage %s: already done with the same inputs and config, skipped", stage.name)
+        return
+    _run_one(ctx, stage, fp)
 
 
 def _record_skip(ctx: RunContext, stage: Stage) -> None:

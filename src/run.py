@@ -8,6 +8,7 @@ manifest, and resolves the model. ``describe_plan`` says what a run would do (``
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import os
 import time
@@ -16,13 +17,15 @@ from typing import Any, Optional
 
 import yaml
 
+from src.cli import StageChoice
 from src.config import Config, load_config, resolve_path, to_dict
+from src.config.resources import find_config
 from src.context import RunContext
 from src.errors import UserError
 from src.manifest import Manifest
 from src.pipeline import STAGE_NAMES, attach, check_inputs, check_stages, plan
 from src.utils.io import atomic_write_text
-from src.utils.lock import LOCK_NAME, RunLock
+from src.utils.lock import LOCK_FILES, RunLock
 from src.utils.logging_setup import add_file_handler
 
 log = logging.getLogger(__name__)
@@ -67,7 +70,7 @@ def resume_target(output_dir: Path, run_name: Optional[str]) -> str:
 def configure(config_path: Optional[str], overrides: list[str], debug_small: bool, flags: dict[str, Any],
               run_name: Optional[str], resume: bool) -> tuple[Config, Optional[str]]:
     """The run's config and name: as given, or with ``--resume`` the saved config plus these overrides."""
-    cfg = load_config(Path(config_path) if config_path else None, overrides, debug_small, flags)
+    cfg = load_config(find_config(config_path) if config_path else None, overrides, debug_small, flags)
     if not resume:
         return cfg, check_run_name(run_name) if run_name else None
     output_dir = resolve_path(cfg.paths.output_dir)
@@ -83,6 +86,29 @@ def configure(config_path: Optional[str], overrides: list[str], debug_small: boo
     log.info("resuming run %s from its saved config%s", name,
              f" with overrides: {', '.join(changed)}" if changed else " (no overrides)")
     return resumed, name
+
+
+def restore_choice(cfg: Config, run_name: str, given: StageChoice) -> StageChoice:
+    """With ``--resume``: the run's first stage selection (from its manifest) with the flags given now on top;
+    one log line names what differs from the saved selection."""
+    path = resolve_path(cfg.paths.output_dir) / run_name / "manifest.json"
+    try:
+        saved_data = json.loads(path.read_text(encoding="utf-8")).get("command")
+    except (OSError, ValueError, AttributeError):
+        saved_data = None
+    if not isinstance(saved_data, dict):
+        log.info("--resume: run %s recorded no stage selection (an older run): using this command's", run_name)
+        return given
+    saved = StageChoice.from_dict(saved_data)
+    effective = given.on_top_of(saved)
+    first = " ".join(saved.flags()) or "(all stages)"
+    if effective == saved:
+        log.info("--resume: the run's stage selection is restored: %s", first)
+    else:
+        log.info("--resume: the run's stage selection was %s; with this command's %s it is now %s (stages: %s)",
+                 first, " ".join(given.flags()) or "flags", " ".join(effective.flags()) or "(all stages)",
+                 ", ".join(effective.selected()) or "none")
+    return effective
 
 
 def make_context(cfg: Config, run_name: str, resume: bool, selected: tuple[str, ...]) -> RunContext:
@@ -114,11 +140,12 @@ def preflight(ctx: RunContext) -> list[str]:
 
 
 def _has_outputs(run_dir: Path) -> bool:
-    return run_dir.is_dir() and any(p.name != LOCK_NAME for p in run_dir.iterdir())
+    return run_dir.is_dir() and any(p.name not in LOCK_FILES for p in run_dir.iterdir())
 
 
 def prepare_run(cfg: Config, run_name: Optional[str], resume: bool, selected: tuple[str, ...],
-                dry_run: bool = False, explicit: frozenset[str] = frozenset()) -> RunContext:
+                dry_run: bool = False, explicit: frozenset[str] = frozenset(),
+                choice: Optional[StageChoice] = None) -> RunContext:
     """Check everything, then lock and create the run folder, log file, resolved config and manifest, and the model.
 
     ``explicit`` holds the keys set on the command line; with those of earlier invocations of the run
@@ -141,10 +168,16 @@ def prepare_run(cfg: Config, run_name: Optional[str], resume: bool, selected: tu
     (ctx.run_dir / "logs").mkdir(parents=True, exist_ok=True)
     add_file_handler(ctx.run_dir / "logs" / "pipeline.log")
     log.info("run %s: stages %s%s", name, ", ".join(selected) or "(none)", " (resume)" if resume else "")
+    from src.stages.augment import spend_line
+
+    spend = spend_line(ctx)
+    if spend:
+        log.warning("%s", spend)
     if ctx.is_main:
         atomic_write_text(ctx.run_dir / SAVED_CONFIG, config_yaml(cfg))
         ctx.manifest.data["world_size"] = ctx.world_size
         ctx.manifest.data["cli_keys"] = sorted(ctx.explicit)
+        ctx.manifest.data["command"] = (choice or StageChoice(stages=selected)).as_dict()
         ctx.manifest.save()
     from src.utils.threads import apply_threads
 
@@ -160,4 +193,12 @@ def describe_plan(ctx: RunContext) -> str:
     """What the run would do, one line per stage with the reason (``--dry-run``)."""
     lines = [f"run {ctx.run_name} ({ctx.run_dir}): every check passed"]
     lines += [f"  {stage:<10} {action:<6} {reason}" for stage, action, reason in plan(ctx)]
+    from src.stages.augment import spend_line
+
+    spend = spend_line(ctx)
+    lines += [f"paid requests: {spend}"] if spend else []
+    if "infer" in ctx.selected:
+        from src.stages.infer import settings_lines
+
+        lines += settings_lines(ctx)
     return "\n".join(lines) + "\n"

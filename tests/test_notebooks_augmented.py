@@ -73,3 +73,14 @@ def test_committed_notebook_is_executed_with_outputs() -> None:
     assert not [o for o in outputs if o.get("name") == "stderr"], "warnings in the committed notebook"
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert "acceptance" in text_of(outputs)
+
+
+def test_the_notebook_needs_no_test_fixture_and_names_paths_that_exist() -> None:
+    import re
+
+    notebook = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    code = "".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code")
+    assert "tests." not in code and "from tests" not in code, "a notebook is for users: no test fixtures"
+    prose = "".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "markdown")
+    for path in re.findall(r"`((?:src|tests|data)/[\w/.]+\.\w+)`", prose):
+        assert (REPO_ROOT / path).exists(), f"the notebook names {path}, which does not exist"

@@ -45,7 +45,9 @@ def test_help_points_to_the_keys_presets_and_evaluator() -> None:
 def test_dry_run_checks_everything_and_prints_the_plan(tmp_path: Path) -> None:
     res = run_cli(["--debug-small", "--run-name", "plan", "--skip-augmentation", "--dry-run", *tmp_paths(tmp_path)])
     assert res.returncode == 0, res.stderr
-    plan = {line.split()[0]: line.split()[1] for line in res.stdout.splitlines()[1:]}
+    from src.pipeline import STAGE_NAMES
+
+    plan = {line.split()[0]: line.split()[1] for line in res.stdout.splitlines()[1:1 + len(STAGE_NAMES)]}
     assert plan == {"preprocess": "run", "augment": "skip", "merge": "run", "train": "run", "tune": "run",
                     "infer": "run", "evaluate": "run"}
     assert not (tmp_path / "output" / "plan").exists(), "a dry run writes nothing"
@@ -118,3 +120,16 @@ def test_a_full_disk_is_one_line_and_the_run_resumes(tmp_path: Path) -> None:
     assert entry["status"] == "failed"
     again = run_cli([*args, "--resume"])
     assert again.returncode == 0, again.stderr[-2000:]
+
+
+def test_a_dry_run_that_would_pay_says_how_many_requests_and_the_cap(tmp_path: Path) -> None:
+    res = run_cli(["--debug-small", "--dry-run", "augmentation.backend=api", "inference.num_beams=2",
+                   *tmp_paths(tmp_path)],
+                  env={"UPSTAGE_API_KEY": ""})
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "paid requests: augment: up to 4 paraphrases + 2 synthetic dialogues = paid requests" in res.stdout
+    assert "augmentation.api.max_cost=5" in res.stdout and "no key in UPSTAGE_API_KEY" in res.stdout
+    assert "inference settings (value, source) (train runs first" in res.stdout
+    assert "  inference.max_new_tokens = 48  (config)" in res.stdout and "inference.num_beams = 2  (command line)" in res.stdout
+    free = run_cli(["--debug-small", "--dry-run", *tmp_paths(tmp_path)])
+    assert free.returncode == 0 and "paid requests" not in free.stdout

@@ -7,13 +7,12 @@ clients (API and local model) share the journal lookup and the bookkeeping here.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import time
 from pathlib import Path
 from typing import Any, Optional
 
+from src.utils.io import json_digest
 from src.augment.chat import ChatRequest, ChatResult, Ledger
 from src.utils.journal import JsonlJournal
 
@@ -22,9 +21,7 @@ logger = logging.getLogger(__name__)
 
 def request_key(model: str, messages: list[dict], params: dict[str, Any]) -> str:
     """SHA-256 over the canonical JSON of what determines a response (not the endpoint or key)."""
-    blob = json.dumps({"model": model, "messages": messages, "params": params},
-                      ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    return json_digest({"model": model, "messages": messages, "params": params}, length=None, compact=True)
 
 
 class ResponseJournal:

@@ -19,7 +19,8 @@ from typing import Any, Optional, Union
 import yaml
 
 from src.config.checks import check_config
-from src.config.schema import AUTO, DEBUG_OVERLAY, DEFAULT_CONFIG, REPO_ROOT, Config
+from src.config.resources import CONFIGS, find_input
+from src.config.schema import AUTO, DEBUG_OVERLAY, DEFAULT_CONFIG, Config
 from src.errors import UserError
 
 
@@ -169,9 +170,16 @@ def read_yaml(path: Path, _seen: Optional[set] = None) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     bases = tree.pop("bases", []) or []
     for base in [bases] if isinstance(bases, str) else bases:
-        flat.update(read_yaml(path.parent / base, seen))
+        flat.update(read_yaml(_base_path(path, base), seen))
     flat.update({k: (v, str(path)) for k, v in _flatten(tree).items()})
     return flat
+
+
+def _base_path(config: Path, base: str) -> Path:
+    """A ``bases:`` entry: next to the file that names it, else among the shipped configs (``models/NAME.yaml``)."""
+    beside = config.parent / base
+    shipped = CONFIGS / base
+    return shipped if not beside.is_file() and shipped.is_file() else beside
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -201,8 +209,8 @@ def build_config(flat: dict[str, tuple[Any, str]]) -> Config:
             problems.append(f"{origin}: config key '{key}' = {raw!r}: {exc} (default {_default(fld)!r})")
             continue
         choices = fld.metadata.get("choices")
-        if choices and value not in choices:
-            problems.append(f"{origin}: config key '{key}' = {value!r}: must be one of {', '.join(map(str, choices))}")
+        if choices and not_a_choice(value, choices):
+            problems.append(f"{origin}: config key '{key}' = {value!r}: must be {_one_of(value, choices)}")
             continue
         bound = bound_problem(value, fld)
         if bound:
@@ -212,6 +220,15 @@ def build_config(flat: dict[str, tuple[Any, str]]) -> Config:
     if problems:
         raise UserError(*problems)
     return _assemble(Config, values)
+
+
+def not_a_choice(value: Any, choices: tuple) -> bool:
+    """Whether ``value`` (each item of a list key) is outside the key's choices."""
+    return any(v not in choices for v in value) if isinstance(value, tuple) else value not in choices
+
+
+def _one_of(value: Any, choices: tuple) -> str:
+    return ("a list of " if isinstance(value, tuple) else "one of ") + ", ".join(map(str, choices))
 
 
 _BOUNDS = (("ge", ">=", lambda v, b: v >= b), ("gt", ">", lambda v, b: v > b),
@@ -247,8 +264,8 @@ def section_problems(section: Any, prefix: str) -> list[str]:
             continue
         choices = fld.metadata.get("choices")
         numbers = value if isinstance(value, tuple) else (value,)
-        if choices and value not in choices:
-            problems.append(f"config key '{key}' = {value!r}: must be one of {', '.join(map(str, choices))}")
+        if choices and not_a_choice(value, choices):
+            problems.append(f"config key '{key}' = {value!r}: must be {_one_of(value, choices)}")
         elif any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
             problems.append(f"config key '{key}' = {value!r}: must be a finite number (default {_default(fld)!r})")
         elif bound_problem(value, fld):
@@ -294,6 +311,12 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 
 def resolve_path(path: str | Path, base: Optional[Path] = None) -> Path:
-    """A config path: absolute as given, else relative to ``base`` (default: the repo root)."""
+    """A config path: absolute as given, else relative to ``base`` (default: the working directory)."""
     p = Path(path).expanduser()
-    return p if p.is_absolute() else (base or REPO_ROOT) / p
+    return p if p.is_absolute() else (base or Path.cwd()) / p
+
+
+def resolve_input(path: str | Path) -> Path:
+    """An input folder or file of the config (``paths.data_dir``, a rule table): the working directory's, else the
+    shipped one of that name (``src.config.resources.find_input``)."""
+    return find_input(path)

@@ -3,10 +3,11 @@ its allowed choices and its numeric bounds (checked by ``src.config.checks`` bef
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional, Union
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from src.config.resources import SHIPPED
+
+REPO_ROOT = SHIPPED  # the source checkout, or an installed copy's shipped files (src.config.resources)
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
 DEBUG_OVERLAY = REPO_ROOT / "configs" / "debug_small.yaml"
 AUTO = "auto"  # a value some keys take instead of a number: derive it from the data
@@ -35,7 +36,8 @@ def sub(cls: type) -> Any:
 
 @dataclass(frozen=True)
 class PathsConfig:
-    """Where inputs are read and outputs written (relative paths are relative to the repo root)."""
+    """Where inputs are read and outputs written (relative to the working directory; a missing input folder such
+    as data/debug is taken from the shipped files, src.config.resources)."""
 
     data_dir: str = opt("data", "folder the data.*_file paths are relative to")
     model_dir: str = opt("model", "checkpoints go to <model_dir>/<run>/")
@@ -73,12 +75,20 @@ class HubSplits:
 @dataclass(frozen=True)
 class ColumnMap:
     """Source column names read as fname, dialogue, summary and topic (a source that lacks the
-    named column but has the canonical one uses the canonical one)."""
+    named column but has the canonical one uses the canonical one), or a conversational or
+    prompt/completion source (src/data/formats.py)."""
 
     fname: str = opt("fname", "id column (a source without it is an error unless data.generate_ids is true)")
     dialogue: str = opt("dialogue", "input text column (e.g. input, document)")
     summary: str = opt("summary", "target text column (e.g. output, summary1); not needed for test")
     topic: str = opt("topic", "optional topic column, kept when present")
+    messages: str = opt("messages", "conversational column (a list of {role, content} turns, TRL/LLaMA-Factory style): "
+                                    "the last user turn is the dialogue, the assistant turn after it the summary; "
+                                    "read when the source has no dialogue column")
+    prompt: str = opt("prompt", "prompt column of a prompt/completion source (text, or turns: the last user turn) "
+                                "read as the dialogue when the source has no dialogue or messages column")
+    completion: str = opt("completion", "completion column of a prompt/completion source (text, or turns: the "
+                                        "assistant text) read as the summary")
 
 
 @dataclass(frozen=True)
@@ -194,7 +204,8 @@ class ApiConfig:
     max_retries: int = opt(5, "retries on 429, 5xx, timeouts and connection errors", ge=0)
     rpm: int = opt(0, "requests per minute limit (0: none)", ge=0)
     tpm: int = opt(0, "tokens per minute limit (0: none)", ge=0)
-    max_cost: float = opt(0.0, "stop sending new requests once the estimated cost reaches this (0: no cap)", ge=0)
+    max_cost: float = opt(5.0, "stop sending new requests once the estimated cost (price_*_per_1m, e.g. USD) reaches "
+                                "this (0: no cap; the run says the cap before its first stage)", ge=0)
     price_input_per_1m: float = opt(0.15, "price per million input tokens, for the cost ledger", ge=0)
     price_output_per_1m: float = opt(0.6, "price per million output tokens, for the cost ledger", ge=0)
     temperature: float = opt(0.7, "sampling temperature for augmentation requests", ge=0, le=2)
@@ -297,8 +308,11 @@ class TrainingConfig:
     group_by_length: bool = opt(False, "batch examples of similar length (padded batches only)")
     neftune_noise_alpha: Optional[float] = opt(None, "NEFTune embedding noise", gt=0)
     merge_adapter: bool = opt(False, "also write merged weights to final_merged/")
-    report_to: str = opt("none", "none, tensorboard or wandb (offline without WANDB_API_KEY)",
-                         ("none", "tensorboard", "wandb"))
+    report_to: tuple[str, ...] = opt((), "trackers of the run (src/tracking.py): a list of wandb and tensorboard, "
+                                         "e.g. [wandb, tensorboard]; [] or none for none (one name alone is fine)",
+                                     ("none", "tensorboard", "wandb"))
+    wandb_project: str = opt("dialsum", "wandb project the run is logged to")
+    wandb_entity: Optional[str] = opt(None, "wandb team or user (None: the key's default entity)")
     extra: dict = opt({}, "extra arguments forwarded to SFTConfig / Seq2SeqTrainingArguments")
 
 

@@ -1,5 +1,9 @@
 """Reading a CSV strictly: a file that parses into the wrong rows is refused, naming the line and the column.
 
+Every reader of a user's CSV goes through here: the data splits (``src.data.loading``), the rule tables
+(``src.data.tables``), predictions and references (``src.evaluation.files``), the tune stage's tables
+(``src.inference.tuning_run``, ``src.inference.mbr``).
+
 pandas reads a stray quote as the start of a quoted field that runs on to the next quote, silently
 merging the rows in between (a test row vanishes), and renames duplicate headers (``summary.1``).
 Here the csv module parses in strict mode; then every record must have the header's number of
@@ -17,6 +21,33 @@ import pandas as pd
 from src.errors import UserError
 
 MAX_LISTED = 20
+
+
+def decode_utf8(path: Path) -> str:
+    """The file's text (a BOM dropped); UserError naming the line of the first byte that is not UTF-8."""
+    raw = Path(path).read_bytes()
+    # strip the BOM first so error offsets and line numbers count from the file's first byte after it
+    raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise UserError(f"{path}: line {line}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                        "re-save the file as UTF-8") from None
+
+
+def read_csv_file(path: Path, label: str) -> pd.DataFrame:
+    """A user's CSV file read strictly (``read_csv_strict``): every cell text, empty cells missing. A missing,
+    empty or undecodable file is a UserError naming ``label`` (the flag or key that named the file) and the path."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{label} file not found: {path}")
+    if not path.is_file():
+        raise UserError(f"{label} path is not a file: {path}")
+    text = decode_utf8(path)
+    if not text.strip():
+        raise UserError(f"{label} file {path} is empty: expected a CSV with a header row")
+    return read_csv_strict(path, text)
 
 
 def id_shape(cell: str) -> str:
@@ -72,12 +103,18 @@ def _row_problems(path: Path, header: list[str], records: list[tuple[int, list[s
     return problems
 
 
-def read_csv_strict(path: Path, text: str) -> pd.DataFrame:
-    """The CSV's rows as text columns (empty cells missing); UserError listing every structural problem."""
+def checked_records(path: Path, text: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """(header, [(first line, fields)]) of a CSV that passed every structural check; UserError listing the rest."""
     header, records = _records(path, text)
     problems = _header_problems(path, header) + _row_problems(path, header, records)
     if problems:
         raise UserError(*problems)
+    return header, records
+
+
+def read_csv_strict(path: Path, text: str) -> pd.DataFrame:
+    """The CSV's rows as text columns (empty cells missing); UserError listing every structural problem."""
+    header, records = checked_records(path, text)
     rows = [fields for _, fields in records if fields]
     df = pd.DataFrame(rows, columns=header, dtype=object) if header else pd.DataFrame()
     return df.mask(df == "")  # as pandas' na_values=[""]: an empty cell is missing

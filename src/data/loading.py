@@ -7,13 +7,14 @@ folders, hub datasets, column mapping) is ``src.data.sources``.
 from __future__ import annotations
 
 import io
+import json
 import logging
 from pathlib import Path
 from typing import Optional
 
 import pandas as pd
 
-from src.data.csvfile import read_csv_strict
+from src.data.csvfile import decode_utf8, read_csv_strict
 from src.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -24,21 +25,18 @@ SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
 MAX_LISTED = 20
 
 
-def _decode(path: Path) -> str:
-    raw = path.read_bytes()
-    # strip the BOM first so error offsets and line numbers count from the file's first byte after it
-    raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise UserError(f"{path}: line {line}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
-                        "re-save the file as UTF-8") from None
-
-
 def as_text(df: pd.DataFrame) -> pd.DataFrame:
-    """Every column as Python strings, missing values kept missing (JSON numbers become text)."""
-    return df.astype("string").astype(object)
+    """Every column as Python strings, missing values kept missing (JSON numbers become text; lists and mappings,
+    such as conversational turns, become JSON text)."""
+    return df.map(_json_if_nested).astype("string").astype(object)
+
+
+def _json_if_nested(value: object) -> object:
+    if hasattr(value, "tolist") and not isinstance(value, str):  # numpy arrays from parquet and datasets
+        value = value.tolist()
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v))
+    return value
 
 
 def first_row_number(path: Path) -> int:
@@ -55,7 +53,7 @@ def read_table(path: Path) -> pd.DataFrame:
     try:
         if suffix == ".parquet":
             return as_text(pd.read_parquet(path))
-        text = _decode(path)
+        text = decode_utf8(path)
         if suffix in (".jsonl", ".json"):
             return as_text(pd.read_json(io.StringIO(text), lines=suffix == ".jsonl", dtype=False))
         return read_csv_strict(path, text)

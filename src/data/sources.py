@@ -19,7 +19,8 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from src.config import SPLITS, ColumnMap, Config, HubSource, resolve_path
+from src.config import SPLITS, ColumnMap, Config, HubSource, resolve_input, resolve_path
+from src.data.formats import to_dialogue_columns
 from src.data.loading import MAX_LISTED, REQUIRED, SUFFIXES, as_text, check_frame, first_row_number, read_table
 from src.errors import UserError
 
@@ -75,7 +76,7 @@ def _expand(entry: str, base: Path, key: str, hub_set: bool) -> tuple[tuple[Path
 
 def resolve_sources(cfg: Config, split: str) -> tuple[list[Source], list[str]]:
     """The split's sources in order (file entries, then the hub block) and the problems finding them."""
-    base, entries, hub = resolve_path(cfg.paths.data_dir), file_entries(cfg, split), getattr(cfg.data.hub, split)
+    base, entries, hub = resolve_input(cfg.paths.data_dir), file_entries(cfg, split), getattr(cfg.data.hub, split)
     # a missing weight counts as 1 (src.config.checks reports a count that does not match the sources)
     weights = (list(cfg.data.train_weights) if split == "train" else []) + [1.0] * (len(entries) + 1)
     sources, problems = [], []
@@ -95,8 +96,12 @@ def map_columns(df: pd.DataFrame, columns: ColumnMap, role: str, where: Any, fir
                 generate_ids: bool = True) -> tuple[pd.DataFrame, list[str]]:
     """Rename the source's columns to fname/dialogue/summary/topic and check them like a CSV split.
 
-    A source without an id column gets ``<fname_prefix><row>`` (rows counted from ``start``).
+    A source without an id column gets ``<fname_prefix><row>`` (rows counted from ``start``); a conversational
+    or prompt/completion source is turned into dialogue and summary first (``src.data.formats``).
     """
+    df, chat_problems = to_dialogue_columns(df, columns, where, first_row, "summary" in REQUIRED[role])
+    if chat_problems:
+        return df, chat_problems
     names, missing = {}, []
     for canon in CANONICAL:
         wanted = getattr(columns, canon)
@@ -162,7 +167,7 @@ def hub_kwargs(cfg: Config, src: Source) -> dict[str, Any]:
     """Arguments for ``datasets.load_dataset``; the token comes from HF_TOKEN (environment or .env)."""
     from src.utils.secrets import get_secret
 
-    hub, base = _hub_of(src), resolve_path(cfg.paths.data_dir)
+    hub, base = _hub_of(src), resolve_input(cfg.paths.data_dir)
     local = resolve_path(str(hub.path), base)
     kwargs = {"path": str(local) if local.exists() else hub.path, "name": hub.name,
               "split": hub.split or HUB_SPLIT[src.split], "revision": hub.revision,
@@ -364,12 +369,12 @@ def is_plain(cfg: Config, split: str) -> bool:
 
 def plain_file(cfg: Config, split: str) -> Path:
     """The single CSV of a plain split."""
-    return resolve_path(file_entries(cfg, split)[0], resolve_path(cfg.paths.data_dir))
+    return resolve_path(file_entries(cfg, split)[0], resolve_input(cfg.paths.data_dir))
 
 
 def local_inputs(cfg: Config) -> dict[str, Path]:
     """Local files and folders the splits read, for the preprocess fingerprint (hub data is pinned by config)."""
-    base, found = resolve_path(cfg.paths.data_dir), {}
+    base, found = resolve_input(cfg.paths.data_dir), {}
     for split in SPLITS:
         for i, entry in enumerate(file_entries(cfg, split)):
             path = resolve_path(entry, base)

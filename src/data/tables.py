@@ -1,9 +1,9 @@
-"""Shared loader for the small CSV rule tables kept under ``docs/`` (denoise, typo rules)."""
+"""Shared loader for the small CSV rule tables kept under ``docs/`` (denoise, typo rules), read strictly."""
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
+from src.data.csvfile import checked_records, decode_utf8
 from src.errors import UserError
 
 
@@ -12,6 +12,8 @@ def read_rule_table(
 ) -> list[tuple[int, dict[str, str]]]:
     """Read a CSV rule table and return ``(line_number, row)`` pairs.
 
+    The file goes through the strict reader (``src.data.csvfile``): a stray quote that would merge
+    rows, a row with the wrong number of fields or a repeated header is refused, naming the line.
     ``line_number`` is the 1-based line in the file (the header is line 1), so error messages
     can point the user at the exact row. Cells are returned as written (not stripped), because a
     leading or trailing space can be part of a regex or a replacement. Missing optional cells
@@ -21,18 +23,15 @@ def read_rule_table(
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: rule table not found; check the path in the config.")
-    # utf-8-sig: tables edited in spreadsheet programs often gain a BOM.
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        _check_header(path, header, required, optional)
-        reader.fieldnames = header
-        rows = []
-        for row in reader:
-            if not any((v or "").strip() for k, v in row.items() if k is not None):
-                continue  # blank line
-            clean = {col: row.get(col) or "" for col in (*required, *optional)}
-            rows.append((reader.line_num, clean))
+    header, records = checked_records(path, decode_utf8(path))  # a BOM from a spreadsheet program is dropped
+    header = [h.strip() for h in header]
+    _check_header(path, header, required, optional)
+    rows = []
+    for line, fields in records:
+        row = dict(zip(header, fields))
+        if not any(v.strip() for v in row.values()):
+            continue  # blank line
+        rows.append((line, {col: row.get(col) or "" for col in (*required, *optional)}))
     return rows
 
 

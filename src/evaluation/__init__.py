@@ -2,7 +2,7 @@
 
 Used by the evaluate stage, by training-time evaluation and by ``python -m src.evaluate``.
 """
-from src.evaluation.files import evaluate_files, read_table
+from src.evaluation.files import evaluate_files, read_scored_csv
 from src.evaluation.morphemes import DEFAULT_TOKENIZER, TOKENIZERS, mecab_tokens, morpheme_tokens, prepare_texts
 from src.evaluation.report import write_report
 from src.evaluation.rouge_compat import rouge_f1
@@ -15,7 +15,7 @@ __all__ = [
     "mecab_tokens",
     "morpheme_tokens",
     "prepare_texts",
-    "read_table",
+    "read_scored_csv",
     "rouge_f1",
     "score_frames",
     "score_rows",

@@ -8,6 +8,7 @@ from typing import Collection, Optional, Union
 
 import pandas as pd
 
+from src.data.csvfile import read_csv_file
 from src.errors import UserError
 from src.evaluation.morphemes import DEFAULT_TOKENIZER, TOKENIZERS
 from src.utils.io import sheet_unsafe
@@ -27,26 +28,14 @@ def _missing_file(path: Path, label: str) -> Optional[str]:
     return None
 
 
-def read_table(path: PathLike, label: str) -> pd.DataFrame:
-    """Read a UTF-8 CSV (a BOM is tolerated) with every cell as text; problems become UserError.
+def read_scored_csv(path: PathLike, label: str) -> pd.DataFrame:
+    """A predictions or references CSV, read strictly (``src.data.csvfile``: one line per problem naming the
+    file, line and column), every cell text.
 
-    Empty cells read as ``""``; strings such as ``NA`` or ``None`` stay text (they could be a
-    model's output), unlike pandas' default NaN parsing.
+    Empty cells read as ``""``; strings such as ``NA`` or ``None`` stay text (they could be a model's
+    output); a leading ``'`` that report files put before a formula-like cell is taken off again.
     """
-    path = Path(path)
-    problem = _missing_file(path, label)
-    if problem:
-        raise UserError(problem)
-    try:
-        # report files (dev_predictions.csv) neutralise spreadsheet formulas with a leading ': undo that here
-        return pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False).map(sheet_unsafe)
-    except UnicodeDecodeError as err:
-        raise UserError(f"{label} file {path} is not UTF-8 text (byte {err.start}): re-save it as UTF-8 CSV") from None
-    except pd.errors.EmptyDataError:
-        raise UserError(f"{label} file {path} is empty: expected a CSV with a header row") from None
-    except pd.errors.ParserError as err:
-        first_line = str(err).strip().splitlines()[0]
-        raise UserError(f"{label} file {path} is not a valid CSV: {first_line}") from None
+    return read_csv_file(Path(path), label).fillna("").map(sheet_unsafe)
 
 
 def evaluate_files(
@@ -64,8 +53,8 @@ def evaluate_files(
         problems.append(f"unknown tokenizer {tokenizer!r}: choose one of {', '.join(TOKENIZERS)}")
     if any(problems):
         raise UserError(*[p for p in problems if p])
-    pred = read_table(pred_path, "predictions")
-    ref = read_table(ref_path, "references")
+    pred = read_scored_csv(pred_path, "predictions")
+    ref = read_scored_csv(ref_path, "references")
     if exclude:
         pred, ref = (df[~df["fname"].str.strip().isin(set(exclude))] for df in (pred, ref))
     metrics, per_row = score_frames(pred, ref, tokenizer, pred_name=str(pred_path), ref_name=str(ref_path))

@@ -1,7 +1,7 @@
 """Building the predictor a checkpoint calls for, prompting as that checkpoint was trained.
 
-Used by the infer stage and the tune stage alike, so both generate with the same prompt settings,
-few-shot pool and length cap (``src.models.provenance``).
+The settings come from ``src.inference.settings.resolve_settings`` (the infer and tune stages alike), so
+both generate with the same prompt settings, few-shot pool and length cap.
 """
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pandas as pd
 
 from src.config import Config
 from src.inference.predictor import Predictor
-from src.models.provenance import fewshot_pool, read_inference_info, settings_for_inference
 
 
 def load_predictor(cfg: Config, checkpoint: Path, pool: Optional[pd.DataFrame]) -> Any:
@@ -25,7 +24,9 @@ def load_predictor(cfg: Config, checkpoint: Path, pool: Optional[pd.DataFrame]) 
 
 
 def as_trained(cfg: Config, checkpoint: Path, current_pool: Optional[Path]) -> tuple[Config, Optional[Path]]:
-    """The settings and few-shot pool that reproduce the checkpoint's training-time prompts (``src.models.provenance``)."""
-    info = read_inference_info(checkpoint)
-    cfg = settings_for_inference(cfg, checkpoint, info)
-    return cfg, fewshot_pool(cfg, info, current_pool)
+    """The settings and few-shot pool that reproduce the checkpoint's training-time prompts, without the tune
+    stage's choice (``src.inference.settings.resolve_settings``, where the infer and tune stages build theirs)."""
+    from src.inference.settings import resolve_settings
+
+    settings = resolve_settings(cfg, checkpoint, current_pool, None, verify=False)
+    return settings.cfg, settings.pool

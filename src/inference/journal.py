@@ -7,14 +7,12 @@ prompt settings, the input files); rows written under other settings are discard
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from src.config import Config, to_dict
-from src.utils.io import file_digest
+from src.utils.io import file_digest, json_digest
 from src.utils.journal import JsonlJournal
 
 log = logging.getLogger(__name__)
@@ -24,7 +22,7 @@ _NOT_DECIDING = ("batch_size", "max_batch_tokens", "checkpoint", "predict_dev", 
                  "vllm_cpu_kv_cache_gb", "slots", "prefill_tokens", "vocab_check_every")
 
 
-def settings_hash(cfg: Config, checkpoint: Path, split_file: Path, pool_file: Optional[Path],
+def prediction_key(cfg: Config, checkpoint: Path, split_file: Path, pool_file: Optional[Path],
                   extra: Any = None) -> str:
     """Hash of the checkpoint, the generation/prompt/model settings, the files read and ``extra`` (MBR's runs)."""
     inference = {k: v for k, v in to_dict(cfg.inference).items() if k not in _NOT_DECIDING}
@@ -35,7 +33,7 @@ def settings_hash(cfg: Config, checkpoint: Path, split_file: Path, pool_file: Op
         "pool": file_digest(Path(pool_file)) if pool_file is not None and cfg.prompt.num_fewshot else None,
         "extra": extra,
     }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return json_digest(parts)
 
 
 def journal_path(output: Path) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pandas as pd
+import yaml
 
 from src.config import Config
 
@@ -26,12 +27,33 @@ def tune_runs(tuning_csv: Optional[Path], k: int) -> list[Run]:
     """Overrides of the k settings ranked after the best one in ``tuning.csv`` (the best is the main decode)."""
     if k <= 0 or tuning_csv is None or not Path(tuning_csv).is_file():
         return []
-    table = pd.read_csv(tuning_csv)
-    runs = []
+    from src.data.csvfile import read_csv_file
+
+    table = read_csv_file(Path(tuning_csv), "tuning table")
     params = [c for c in table.columns if c.startswith("param_") and c != "param_instruction"]
-    for row in table.iloc[1:k + 1][params].to_dict("records"):  # one prompt per predictor: no instruction runs
-        runs.append({c[len("param_"):]: v.item() if hasattr(v, "item") else v for c, v in row.items()})
-    return runs
+    # one prompt per predictor: no instruction runs; the first row is the best setting, the main decode
+    return [_typed_run(Path(tuning_csv), i + 2, row) for i, row in enumerate(table[params].to_dict("records"))
+            if 1 <= i <= k]
+
+
+def _typed_run(path: Path, line: int, row: dict[str, Any]) -> Run:
+    """A tuning.csv row's ``param_*`` cells as typed ``inference.*`` values; UserError naming line and column."""
+    from src.config import all_keys, coerce
+    from src.errors import UserError
+
+    schema, run = all_keys(), {}
+    for column, text in row.items():
+        key = column[len("param_"):]
+        if text is None or (isinstance(text, float) and pd.isna(text)):
+            continue  # a setting that did not set this key
+        if f"inference.{key}" not in schema:
+            raise UserError(f"{path}: line 1: column {column!r} is no inference setting; rerun the tune stage")
+        try:
+            run[key] = coerce(key, yaml.safe_load(str(text)), schema[f"inference.{key}"][0])
+        except (ValueError, TypeError, yaml.YAMLError) as exc:
+            raise UserError(f"{path}: line {line}: column {column} = {text!r}: {exc}; fix the cell or rerun the "
+                            "tune stage") from None
+    return run
 
 
 def candidate_runs(cfg: Config, tuning_csv: Optional[Path]) -> list[Run]:

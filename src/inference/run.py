@@ -16,8 +16,8 @@ from src.config import Config
 from src.context import present
 from src.data.loading import load_split
 from src.inference.batching import BatchProgress, GenerationStats
-from src.inference.journal import PredictionJournal, journal_path, settings_hash
-from src.inference.factory import as_trained, load_predictor
+from src.inference.journal import PredictionJournal, journal_path, prediction_key
+from src.inference.factory import load_predictor
 from src.inference.submission import write_submission
 from src.utils.io import atomic_write_csv
 
@@ -49,7 +49,7 @@ def _predict_split(cfg: Config, predictor: Any, df: pd.DataFrame, split_file: Pa
                    inputs: dict[str, Optional[Path]]) -> tuple[pd.DataFrame, PredictionJournal, dict[str, Any]]:
     """Predict one split under a fresh stats counter; return predictions, its journal and its figures."""
     runs = getattr(predictor, "runs", None)  # MBR: the candidate runs decide the summaries too
-    journal = PredictionJournal(journal_path(output), settings_hash(cfg, present(inputs, "checkpoint"), split_file,
+    journal = PredictionJournal(journal_path(output), prediction_key(cfg, present(inputs, "checkpoint"), split_file,
                                                                     inputs.get("train"), runs))
     reused = int(df["fname"].isin(journal.done).sum())
     predictor.stats = GenerationStats()
@@ -79,16 +79,17 @@ def predict_splits(cfg: Config, inputs: dict[str, Optional[Path]], outputs: dict
                    explicit: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Predict dev (when asked and it has summaries) and test; return settings and throughput for the manifest.
 
-    The prompt follows the checkpoint; the generation settings follow the tune stage's choice
-    (``inputs["tuned"]``) except keys set on the command line (``explicit``).
+    The settings are ``src.inference.settings.resolve_settings``'s: the prompt follows the checkpoint, the
+    generation settings the tune stage's choice (``inputs["tuned"]``), keys set on the command line
+    (``explicit``) win over both; they are logged with their sources.
     """
-    from src.inference.tuning_run import apply_tuned
+    from src.inference.settings import resolve_settings
 
     frames = read_splits(cfg, inputs, outputs)
-    checkpoint = present(inputs, "checkpoint")
-    cfg, pool_path = as_trained(cfg, checkpoint, inputs.get("train"))
-    cfg = apply_tuned(cfg, inputs.get("tuned"), explicit)
-    inputs = {**inputs, "train": pool_path}
+    settings = resolve_settings(cfg, present(inputs, "checkpoint"), inputs.get("train"), inputs.get("tuned"), explicit)
+    settings.log()
+    cfg, checkpoint, pool_path = settings.cfg, present({"checkpoint": settings.checkpoint}, "checkpoint"), settings.pool
+    inputs = {**inputs, "train": pool_path, "checkpoint": checkpoint}
     pool = load_split(pool_path, "train") if pool_path is not None and cfg.prompt.num_fewshot else None
     predictor = with_mbr(cfg, load_predictor(cfg, checkpoint, pool), inputs.get("tuning"))
     targets = {"dev": ("dev", "dev_predictions"), "test": ("test", "submission")}

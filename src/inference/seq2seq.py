@@ -21,7 +21,7 @@ from src.inference.batching import (BatchCallback, GenerationStats, checked_sett
 from src.inference.constraints import bad_words_ids
 from src.inference.postprocess import fallback_summary, postprocess
 from src.models.device import compute_dtype, pick_device
-from src.models.seq2seq import decode_summary, encode_source, generate_kwargs, generation_settings, load_seq2seq
+from src.models.seq2seq import decode_summary, encode_source, seq2seq_generate_kwargs, generation_settings, load_seq2seq
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class Seq2SeqPredictor:
         with torch.inference_mode():
             blocked = bad_words_ids(self.tokenizer, gen.block_scripts)
             out = self.model.generate(input_ids=ids, attention_mask=mask, pad_token_id=pad,
-                                      **generate_kwargs(gen, self.early_stopping),
+                                      **seq2seq_generate_kwargs(gen, self.early_stopping),
                                       **({"bad_words_ids": blocked} if blocked else {}))
         texts = []
         for row in out[:, 1:].tolist():  # position 0 is the decoder start token

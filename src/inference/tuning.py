@@ -8,9 +8,7 @@ final score on the most rows wins.
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import logging
 import math
 import random
@@ -18,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from src.utils.io import json_digest
 from src.config import TuneConfig
 
 log = logging.getLogger(__name__)
@@ -30,7 +29,7 @@ Setting = dict[str, Any]
 
 def setting_id(setting: Setting) -> str:
     """A short stable name of a setting (its journal key)."""
-    return hashlib.sha256(json.dumps(setting, sort_keys=True).encode()).hexdigest()[:10]
+    return json_digest(setting, 10)
 
 
 def candidates(tune: TuneConfig, seed: int) -> list[Setting]:

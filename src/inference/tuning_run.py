@@ -11,6 +11,7 @@ import yaml
 
 from src.config import Config, all_keys, coerce, section_problems
 from src.data.loading import load_split
+from src.errors import UserError
 from src.inference.tuning import TUNABLE, Setting, Trial, candidates, search, setting_id
 from src.utils.io import atomic_write, atomic_write_csv, atomic_write_text
 from src.utils.journal import JsonlJournal
@@ -65,20 +66,13 @@ def excluded_rows(path: Optional[Path]) -> set[str]:
     """The tuning fnames the evaluate stage leaves out (none when tune did not run)."""
     if path is None or not Path(path).is_file():
         return set()
-    return set(pd.read_csv(path, dtype=str)["fname"])
+    from src.data.csvfile import read_csv_file
 
-
-def apply_tuned(cfg: Config, best: Optional[Path], explicit: frozenset[str]) -> Config:
-    """``cfg`` with the tuned generation settings, except keys the user set on the command line."""
-    if best is None or not Path(best).is_file():
-        return cfg
-    chosen = yaml.safe_load(Path(best).read_text(encoding="utf-8")) or {}
-    inference = {k: v for k, v in (chosen.get("inference") or {}).items() if f"inference.{k}" not in explicit}
-    prompt = {k: v for k, v in (chosen.get("prompt") or {}).items() if f"prompt.{k}" not in explicit}
-    kept = sorted(k for k in (chosen.get("inference") or {}) if f"inference.{k}" in explicit)
-    log.info("generation settings from %s: %s%s", best, {**inference, **prompt},
-             f" (yours kept for {', '.join(kept)})" if kept else "")
-    return replace(cfg, inference=replace(cfg.inference, **inference), prompt=replace(cfg.prompt, **prompt))
+    table = read_csv_file(Path(path), "tuning rows")
+    if "fname" not in table.columns:
+        raise UserError(f"{path}: line 1: no column 'fname' (found {', '.join(table.columns)}); rerun the tune stage "
+                        "(drop --skip-tune) to write it again")
+    return set(table["fname"].dropna().astype(str))
 
 
 def _overrides(cfg: Config, setting: Setting) -> tuple[dict[str, Any], Optional[str]]:
@@ -130,12 +124,14 @@ def reference_scorer(references: dict[str, str], tokenizer: str) -> Callable[[li
 def tune_generation(cfg: Config, checkpoint: Path, dev_path: Path, pool_path: Optional[Path],
                     outputs: dict[str, Path]) -> dict[str, Any]:
     """Run the search and write tuning.csv, tuning.png, best_generation.yaml and tuning_rows.csv."""
-    from src.inference.factory import as_trained, load_predictor
+    from src.inference.factory import load_predictor
+    from src.inference.settings import resolve_settings
 
     dev = load_split(dev_path, "dev")
     rows = tuning_rows(dev, cfg.tune.rows, cfg.seed)
     atomic_write_csv(outputs["rows"], pd.DataFrame({"fname": rows}))
-    run_cfg, pool_file = as_trained(cfg, checkpoint, pool_path)
+    resolved = resolve_settings(cfg, checkpoint, pool_path, None)
+    run_cfg, pool_file, checkpoint = resolved.cfg, resolved.pool, resolved.checkpoint or checkpoint
     pool = load_split(pool_file, "train") if pool_file is not None and run_cfg.prompt.num_fewshot else None
     predictor = load_predictor(run_cfg, checkpoint, pool)
     score = reference_scorer(dict(zip(dev["fname"].astype(str), dev["summary"].astype(str))),

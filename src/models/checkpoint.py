@@ -35,6 +35,26 @@ def check_checkpoint(checkpoint: Path) -> None:
                         "point inference.checkpoint at a final_checkpoint/, checkpoint-N/ or final_merged/ folder")
 
 
+def verified_checkpoint(checkpoint: Path) -> Path:
+    """``checkpoint`` when its files match the sha256 recorded with it (or it records none: trained elsewhere);
+    else, with a warning, the newest intact ``checkpoint-N`` of the same run; UserError when there is none."""
+    from src.train.checkpoints import FINGERPRINT_FILE, checkpoints, content_problem, problem_with
+
+    checkpoint = Path(checkpoint)
+    if not (checkpoint / FINGERPRINT_FILE).is_file():
+        return checkpoint
+    problem = content_problem(checkpoint, trainer_state=checkpoint.name.startswith("checkpoint-"))
+    if problem is None:
+        return checkpoint
+    for other in checkpoints(checkpoint.parent):
+        if other != checkpoint and problem_with(other) is None:
+            log.warning("inference checkpoint %s is damaged (%s): using %s, the newest intact checkpoint of the run "
+                        "(retrain with --resume to rebuild it)", checkpoint, problem, other)
+            return other
+    raise UserError(f"inference checkpoint {checkpoint}: {problem}, and the run has no intact checkpoint-N to use "
+                    "instead; retrain (--resume continues from the last intact one) or set inference.checkpoint")
+
+
 def wants_4bit(cfg: Config, is_adapter: bool) -> bool:
     """4-bit base: as trained for an adapter under ``inference.quantize=auto``; forced by ``4bit``."""
     if cfg.inference.quantize == "auto":

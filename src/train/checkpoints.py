@@ -5,17 +5,16 @@ Every checkpoint the Trainer saves gets ``pipeline_fingerprint.json`` (written l
 training and prompt settings, seed, and the settings that pick the best checkpoint: the evaluation
 tokenizer and the ROUGE callback's generation settings) and the size of every file saved. On
 ``--resume`` the newest checkpoint that is complete (all files at their recorded sizes, the
-trainer state and the weights' headers readable) and carries the run's fingerprint is used. A
+trainer state and the weights' headers readable, every file's sha256 as recorded) and carries the run's
+fingerprint is used. A
 checkpoint trained under other settings is moved aside (never deleted) with one log line saying
 why; a broken one is moved aside with a warning, and the previous complete one is used.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
-import struct
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -23,14 +22,14 @@ from typing import Any, Optional
 from transformers import TrainerCallback
 
 from src.config import Config, to_dict
-from src.utils.io import atomic_write_json, follow_umask
+from src.utils.io import atomic_write_json, follow_umask, json_digest, sha256_file
 
 log = logging.getLogger(__name__)
 
 FINGERPRINT_FILE = "pipeline_fingerprint.json"
 ASIDE = "set_aside"  # <model_dir>/set_aside/checkpoint-N.<why>-<time>/
 # settings that change how often things are logged or kept, not what is trained
-NOT_DECIDING = ("logging_steps", "report_to", "save_total_limit")
+NOT_DECIDING = ("logging_steps", "report_to", "wandb_project", "wandb_entity", "save_total_limit")
 # Trainer state files a finished model does not need
 TRAINER_STATE_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "trainer_state.json", "training_args.bin",
                        FINGERPRINT_FILE)
@@ -47,18 +46,21 @@ def training_parts(cfg: Config, data_digests: dict[str, Optional[str]], model_pa
             "evaluation_tokenizer": cfg.evaluation.tokenizer, "rouge_generation": generation}
 
 
-def fingerprint_of(parts: dict[str, Any]) -> str:
-    """The hash of ``training_parts``."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def training_fingerprint(parts: dict[str, Any]) -> str:
+    """The hash of ``training_parts`` (a checkpoint resumes only under the same one)."""
+    return json_digest(parts)
 
 
 def record(folder: Path, parts: dict[str, Any]) -> None:
-    """Write the fingerprint and the file sizes into a saved checkpoint (last, so it marks it complete)."""
+    """Write the fingerprint, the file sizes and their sha256 into a saved checkpoint (last: it marks it complete)."""
     folder = Path(folder)
-    files = {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*"))
-             if p.is_file() and p.name != FINGERPRINT_FILE}
-    atomic_write_json(folder / FINGERPRINT_FILE, {"fingerprint": fingerprint_of(parts), "parts": parts, "files": files})
+    saved = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != FINGERPRINT_FILE]
+    files = {str(p.relative_to(folder)): p.stat().st_size for p in saved}
+    checksums = {str(p.relative_to(folder)): sha256_file(p) for p in saved}
+    atomic_write_json(folder / FINGERPRINT_FILE, {"fingerprint": training_fingerprint(parts), "parts": parts, "files": files,
+                                                  "sha256": checksums})
     follow_umask(folder)
+
 
 
 class CheckpointRecord(TrainerCallback):
@@ -85,32 +87,42 @@ def checkpoints(model_dir: Path) -> list[Path]:
     return sorted(found, key=step_of, reverse=True)
 
 
-def _safetensors_readable(path: Path) -> bool:
-    """The file's header parses and the file is as long as the header says (a truncated copy is not)."""
+def safetensors_readable(path: Path) -> bool:
+    """``safetensors.safe_open`` reads the header and every tensor's offsets fit the file (a truncated copy fails)."""
+    from safetensors import SafetensorError, safe_open
+
     try:
-        with path.open("rb") as fh:
-            size = struct.unpack("<Q", fh.read(8))[0]
-            header = json.loads(fh.read(size))
-    except (OSError, ValueError, struct.error):
+        with safe_open(str(path), framework="numpy") as fh:
+            fh.keys()
+    except (OSError, ValueError, SafetensorError):
         return False
-    end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
-    return path.stat().st_size == 8 + size + end
+    return True
 
 
-def problem_with(folder: Path) -> Optional[str]:
-    """Why ``folder`` is not a complete checkpoint, or None."""
+def content_problem(folder: Path, trainer_state: bool = True) -> Optional[str]:
+    """Why the files of ``folder`` are not what its record says (missing, truncated, unreadable, another sha256),
+    or None. A folder recorded before checksums were kept is checked by size and safetensors header only."""
     try:
         info = json.loads((folder / FINGERPRINT_FILE).read_text(encoding="utf-8"))
-        json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+        if trainer_state:
+            json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         return f"unreadable state ({type(exc).__name__})"
+    checksums = info.get("sha256") or {}
     for name, size in info.get("files", {}).items():
         path = folder / name
         if not path.is_file() or path.stat().st_size != size:
             return f"{name} is {'missing' if not path.is_file() else 'truncated'}"
-        if name.endswith(".safetensors") and not _safetensors_readable(path):
+        if name.endswith(".safetensors") and not safetensors_readable(path):
             return f"{name} is unreadable"
+        if name in checksums and sha256_file(path) != checksums[name]:
+            return f"{name} does not match its recorded sha256 (changed or corrupted after it was saved)"
     return None
+
+
+def problem_with(folder: Path) -> Optional[str]:
+    """Why ``folder`` is not a complete, intact ``checkpoint-N``, or None."""
+    return content_problem(folder, trainer_state=True)
 
 
 def set_aside(folder: Path, why: str) -> Path:
@@ -132,7 +144,7 @@ def _changed(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def resume_checkpoint(model_dir: Path, parts: dict[str, Any]) -> Optional[Path]:
     """The newest complete checkpoint trained with ``parts``; stale and broken ones are moved aside."""
-    wanted = fingerprint_of(parts)
+    wanted = training_fingerprint(parts)
     for folder in checkpoints(model_dir):
         problem = problem_with(folder)
         if problem is None:
@@ -143,7 +155,7 @@ def resume_checkpoint(model_dir: Path, parts: dict[str, Any]) -> Optional[Path]:
             log.info("%s was trained under other settings (%s changed): moved to %s; training starts over",
                      folder.name, changed, set_aside(folder, "stale"))
         else:
-            log.warning("%s is incomplete (%s): moved to %s; trying the previous checkpoint", folder.name, problem,
+            log.warning("%s is incomplete or damaged (%s): moved to %s; trying the previous checkpoint", folder.name, problem,
                         set_aside(folder, "broken"))
     return None
 

@@ -6,17 +6,14 @@ own default): every name used here is a field of the installed ``SFTConfig``, wh
 """
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import difflib
 import logging
 import os
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
-from urllib.parse import urlparse
 
 from src.config import Config, TrainingConfig
 from src.errors import UserError
@@ -49,18 +46,25 @@ class Collation:
 
 
 def bfd_rows(lengths: list[int], row_length: int) -> int:
-    """How many rows best-fit-decreasing packing (TRL's ``bfd``) fills with these lengths."""
-    free: list[int] = []  # sorted free space of the open rows
-    rows = 0
-    for n in sorted(lengths, reverse=True):
-        at = bisect.bisect_left(free, n)
-        if at < len(free):
-            left = free.pop(at) - n
-        else:
-            rows, left = rows + 1, row_length - n
-        if left > 0:
-            bisect.insort(free, left)
-    return rows
+    """How many rows TRL's best-fit-decreasing packing (``trl.data_utils.pack_dataset``, what ``SFTTrainer``
+    packs with) fills with examples of these lengths: asked of TRL itself, so the count cannot drift from it."""
+    import numpy as np
+    import pyarrow as pa
+    from datasets import Dataset
+    from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
+    from trl.data_utils import pack_dataset
+
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    ids = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(np.zeros(int(offsets[-1]), dtype=np.int32)))
+    was_on = is_progress_bar_enabled()
+    disable_progress_bar()  # a count, not a step the user waits for
+    try:
+        packed = pack_dataset(Dataset(pa.table({"input_ids": ids})), seq_length=row_length, strategy="bfd",
+                              map_kwargs={"keep_in_memory": True})
+    finally:
+        if was_on:
+            enable_progress_bar()
+    return len(packed)
 
 
 def collation(t: TrainingConfig, lengths: list[int], device: str, eval_lengths: Sequence[int] = ()) -> Collation:
@@ -126,43 +130,24 @@ def eval_arguments(t: TrainingConfig, has_eval: bool) -> dict[str, Any]:
 
 
 def report_to(cfg: Config, out_dir: Path) -> list[str]:
-    """Tracking integrations; wandb runs offline without a key or a reachable server, never failing the run."""
-    tracker = cfg.training.report_to
-    if tracker == "none":
-        return []
-    module = "tensorboard" if tracker == "tensorboard" else "wandb"
-    try:
-        __import__(module)
-    except ImportError:
-        log.warning("training.report_to=%s but %s is not installed (pip install %s); not tracking", tracker, module, module)
-        return []
-    if tracker == "wandb":
-        _wandb_mode(out_dir)
-    return [tracker]
+    """The Trainer's tracking integrations (``training.report_to``); wandb logs into the run's tracked run
+    (``src.tracking``), offline without a key or a reachable server, never failing the run."""
+    from src.tracking import trackers, wandb_mode
 
-
-def _wandb_mode(out_dir: Path) -> None:
-    from src.utils.secrets import get_secret
-
-    # wandb reads its settings from the environment; these only steer where and whether it syncs
-    os.environ.setdefault("WANDB_DIR", str(out_dir))
-    if os.environ.get("WANDB_MODE") == "disabled":
-        return
-    if not get_secret("WANDB_API_KEY"):
-        os.environ["WANDB_MODE"] = "offline"
-        log.info("wandb: offline (no WANDB_API_KEY); upload later with `wandb sync %s/wandb`", out_dir)
-    elif not _reachable(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")):
-        os.environ["WANDB_MODE"] = "offline"
-        log.warning("wandb: server unreachable; logging offline to %s/wandb (upload later with `wandb sync`)", out_dir)
-
-
-def _reachable(url: str, timeout: float = 3.0) -> bool:
-    parsed = urlparse(url)
-    try:
-        with socket.create_connection((parsed.hostname or "", parsed.port or 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    found = []
+    for tracker in trackers(cfg):
+        try:
+            __import__(tracker)
+        except ImportError:
+            log.warning("training.report_to names %s but it is not installed (pip install %s); not tracking there",
+                        tracker, tracker)
+            continue
+        if tracker == "wandb" and wandb_mode(out_dir) == "disabled":
+            continue
+        if tracker == "wandb":  # where the Trainer's callback opens a run itself (no tracked run in this process)
+            os.environ.setdefault("WANDB_PROJECT", cfg.training.wandb_project)
+        found.append(tracker)
+    return found
 
 
 def check_extra(extra: dict[str, Any]) -> None:

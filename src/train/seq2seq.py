@@ -21,13 +21,13 @@ from src.models.seq2seq import (
     decode_summary,
     encode_source,
     encode_target,
-    generate_kwargs,
+    seq2seq_generate_kwargs,
     generation_settings,
     load_seq2seq,
     special_tokens,
 )
 from src.train.final import TrainJob, summary_lengths
-from src.train.options import checkpointing_arguments
+from src.train.options import checkpointing_arguments, report_to
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def seq2seq_args(cfg: Config, out_dir: Path, device: str, has_eval: bool) -> Any
         gradient_accumulation_steps=t.gradient_accumulation_steps, warmup_steps=t.warmup_fraction,
         lr_scheduler_type=t.lr_scheduler_type, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
         optim="adamw_torch" if t.optim == "auto" else t.optim, logging_steps=t.logging_steps,
-        save_total_limit=t.save_total_limit, seed=cfg.seed, report_to=[] if t.report_to == "none" else [t.report_to],
+        save_total_limit=t.save_total_limit, seed=cfg.seed, report_to=report_to(cfg, out_dir),
         use_cpu=device == "cpu", **checkpointing_arguments(t.gradient_checkpointing and device == "cuda"),
         predict_with_generate=has_eval, load_best_model_at_end=has_eval,
         metric_for_best_model=metric if has_eval else None, greater_is_better=greater if has_eval else None,
@@ -171,7 +171,7 @@ def train_seq2seq(cfg: Config, model_path: str, train_df: pd.DataFrame, dev_df: 
     tokens = special_tokens(cfg, [*train_df["dialogue"].astype(str), *train_df["summary"].astype(str)])
     # fp32 weights: mixed precision (bf16/fp16 flags) is applied by the trainer where the device supports it
     model, tokenizer = load_seq2seq(model_path, cfg, device, torch.float32, tokens)
-    model.generation_config.update(**generate_kwargs(generation_settings(cfg), cfg.seq2seq.early_stopping))
+    model.generation_config.update(**seq2seq_generate_kwargs(generation_settings(cfg), cfg.seq2seq.early_stopping))
     train_set = encode_pairs(tokenizer, train_df, cfg)
     log.info("training pairs: %d (%d dialogues cut to %d tokens, %d summaries cut to %d)", len(train_set.rows),
              train_set.long_dialogues, cfg.seq2seq.encoder_max_len, train_set.long_summaries,

@@ -56,7 +56,7 @@ def encode_frame(builder: PromptBuilder, selector: ShotSelector, df: pd.DataFram
     return EncodedSet(rows, trimmed, dropped, long_sum)
 
 
-def preflight(rows: list[dict[str, Any]], stop_ids: list[int], name: str) -> None:
+def check_training_rows(rows: list[dict[str, Any]], stop_ids: list[int], name: str) -> None:
     """Every example must train its stop token and have at least one label; fail clearly otherwise."""
     fully_masked = [i for i, r in enumerate(rows) if all(t == -100 for t in r["labels"])]
     no_stop = [i for i, r in enumerate(rows) if not any(t in stop_ids for t in r["labels"] if t != -100)]
@@ -147,7 +147,7 @@ def encode_sets(cfg: Config, builder: PromptBuilder, selector: ShotSelector, tra
                 dev_df: Optional[pd.DataFrame]) -> tuple[EncodedSet, Optional[list[dict]]]:
     """The rendered training set (checked by the pre-flight) and the dev set for eval loss."""
     train_set = encode_frame(builder, selector, train_df, cfg, cfg.training.instruction_augmentation)
-    preflight(train_set.rows, builder.stop_token_ids, "training set")
+    check_training_rows(train_set.rows, builder.stop_token_ids, "training set")
     log.info("training examples: %d (%d prompts trimmed, %d lost few-shot examples, %d summaries over %d tokens)",
              len(train_set.rows), train_set.trimmed, train_set.dropped_shots, train_set.long_summaries,
              cfg.prompt.max_summary_tokens)

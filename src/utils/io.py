@@ -1,4 +1,4 @@
-"""The one atomic writer used by every stage and report, and content fingerprints.
+"""The one atomic writer used by every stage and report, content digests and the one hashing primitive.
 
 Every output is written to a temp file in the same folder, fsynced, and renamed into place, so a
 crash never leaves a half-written file where a finished one is expected. The temp file is created
@@ -12,7 +12,7 @@ import json
 import os
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
 if TYPE_CHECKING:  # pandas is imported only by the function that writes a frame
     import pandas as pd
@@ -122,6 +122,15 @@ def follow_umask(folder: Path) -> None:
             f.chmod(mode)
 
 
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def file_digest(path: Path) -> str:
     """sha256 of a file's bytes, or of a folder's file names, sizes and mtimes (for checkpoints)."""
     path = Path(path)
@@ -133,16 +142,26 @@ def file_digest(path: Path) -> str:
         return "dir:" + h.hexdigest()[:16]
     if not path.exists():
         return "missing"
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+    return sha256_file(path)[:16]
 
 
-def fingerprint(config_parts: dict[str, Any], inputs: Iterable[Path]) -> str:
-    """One hash over a stage's config sections and the digests of the files it reads."""
+def json_digest(data: Any, length: Optional[int] = 16, compact: bool = False) -> str:
+    """sha256 hex of ``data`` as canonical JSON (sorted keys; non-JSON values as str), cut to ``length``.
+
+    The one hashing primitive of the pipeline. ``compact`` (no spaces, non-ASCII kept) is the form the
+    augmentation journal has always keyed paid responses by; it must stay byte-stable.
+    """
+    if compact:
+        text = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+    else:
+        text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+def stage_fingerprint(config_parts: dict[str, Any], inputs: Iterable[Path]) -> str:
+    """A stage's fingerprint: its config sections and the digests of the files it reads (the manifest's
+    ``fingerprint``; a rerun skips a stage whose fingerprint matches)."""
+    digests = "".join(f"{Path(p).name}={file_digest(Path(p))}\n" for p in inputs if p is not None)
     h = hashlib.sha256(json.dumps(config_parts, sort_keys=True, default=str).encode())
-    for p in inputs:
-        if p is not None:
-            h.update(f"{Path(p).name}={file_digest(Path(p))}\n".encode())
+    h.update(digests.encode())
     return h.hexdigest()[:16]

@@ -1,19 +1,24 @@
 """A run lock: one process at a time writes a run folder (a second one would pay every API request twice).
 
-The lock is an ``fcntl`` lock on ``<run>/.lock``, held for the life of the process. The kernel drops
-it when the holder dies (even by SIGKILL), so a lock file left by a dead process is simply taken
-over; the PID written into the file only serves the message the second process prints.
+The lock is a ``filelock.FileLock`` on ``<run>/.lock`` (``flock`` on POSIX, ``LockFileEx`` on Windows),
+held for the life of the process. The operating system drops it when the holder dies (even by
+SIGKILL), so a lock file left by a dead process is simply taken over. The holder's PID goes into
+``<run>/.lock.pid``, beside the lock, only for the message a second process prints (filelock may
+truncate the lock file itself when it tries to take it).
 """
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
-from typing import IO, Optional
+from typing import Optional
+
+from filelock import FileLock, Timeout
 
 from src.errors import UserError
 
 LOCK_NAME = ".lock"
+PID_NAME = ".lock.pid"
+LOCK_FILES = (LOCK_NAME, PID_NAME)  # not outputs: a folder holding only these is still an empty run folder
 
 
 class RunLock:
@@ -21,30 +26,31 @@ class RunLock:
 
     def __init__(self, folder: Path) -> None:
         self.path = Path(folder) / LOCK_NAME
-        self._fh: Optional[IO[str]] = None
+        self.pid_path = Path(folder) / PID_NAME
+        self._lock: Optional[FileLock] = None
 
     def acquire(self) -> "RunLock":
         """Take the lock or raise UserError (exit 2) naming the PID that holds it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+", encoding="utf-8")
+        lock = FileLock(str(self.path), timeout=0)
         try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            fh.close()
+            lock.acquire()
+        except Timeout:
+            holder = self._holder()
             raise UserError(f"run folder {self.path.parent} is in use by process {holder} (lock {self.path}); "
                             "wait for it to finish, stop it, or choose another --run-name") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"{os.getpid()}\n")
-        fh.flush()
-        self._fh = fh
+        self.pid_path.write_text(f"{os.getpid()}\n", encoding="utf-8")
+        self._lock = lock
         return self
 
+    def _holder(self) -> str:
+        try:
+            return self.pid_path.read_text(encoding="utf-8").strip() or "another process"
+        except OSError:
+            return "another process"
+
     def release(self) -> None:
-        """Drop the lock (the kernel also drops it when the process exits)."""
-        if self._fh is not None:
-            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
+        """Drop the lock (the operating system also drops it when the process exits)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None

@@ -5,16 +5,16 @@ import logging
 import os
 from typing import Optional
 
-from src.config import REPO_ROOT
+from src.config.resources import CHECKOUT
 
 SECRET_NAMES = ("UPSTAGE_API_KEY", "HF_TOKEN", "WANDB_API_KEY", "OPENAI_API_KEY")
 
 
 def load_dotenv_once() -> None:
-    """Read ``.env`` from the working folder or the repo root; real env vars win."""
+    """Read ``.env`` from the working folder, then the source checkout's root (if any); real env vars win."""
     from dotenv import load_dotenv
 
-    for path in (os.path.join(os.getcwd(), ".env"), str(REPO_ROOT / ".env")):
+    for path in (os.path.join(os.getcwd(), ".env"), *([str(CHECKOUT / ".env")] if CHECKOUT else [])):
         if os.path.isfile(path):
             load_dotenv(path, override=False)
 

@@ -2,65 +2,71 @@
 
 torch's default (one thread per core) spins every core even when another process already uses
 them, which makes a small CPU run several times slower on a busy machine (figures in
-docs/BENCHMARKS.md). ``auto`` therefore takes the cores in this process's affinity mask minus what
-other processes keep busy on them, at least one. "Busy" is sampled from ``/proc/stat`` over half a
-second while this process sleeps, so a run started right after another one finished is not held to
-one thread by the 1-minute load average that run left behind; without ``/proc/stat`` it is that load
+docs/BENCHMARKS.md). ``auto`` therefore takes the cores this process may use (its affinity mask,
+capped by a cgroup CPU quota such as a container's ``--cpus``) minus what other processes keep busy
+on them, at least one. "Busy" is psutil's per-CPU utilisation sampled over half a second while this
+process sleeps, so a run started right after another one finished is not held to one thread by
+the 1-minute load average that run left behind; where psutil cannot sample it is that load
 average. ``model.cpu_threads`` overrides it.
 """
 from __future__ import annotations
 
 import logging
+import math
 import os
-import time
 from pathlib import Path
 from typing import Optional, Union
 
+import psutil
+
 log = logging.getLogger(__name__)
 
+CGROUP = Path("/sys/fs/cgroup")
 _chosen: list[int] = []  # the count applied in this process (read by Kiwi)
 _busy: list[float] = []  # the busy cores measured for the last ``auto`` choice (logged)
 
 
-def _cpus() -> set[int]:
-    """The CPU numbers this process may run on (its affinity mask; cgroup limits are not visible here)."""
+def _cpus() -> list[int]:
+    """The CPU numbers this process may run on (its affinity mask; every CPU where the OS has none)."""
     try:
-        return set(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return set(range(os.cpu_count() or 1))
+        return sorted(psutil.Process().cpu_affinity() or []) or list(range(psutil.cpu_count() or 1))
+    except (AttributeError, psutil.Error, OSError):  # macOS has no affinity call
+        return list(range(psutil.cpu_count() or 1))
+
+
+def cgroup_cpu_limit(root: Path = CGROUP) -> Optional[float]:
+    """The CPU quota of this process's cgroup in cores (cgroup v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``), or None."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    for folder in (root / "cpu", root / "cpu,cpuacct"):
+        try:
+            quota_us = int((folder / "cpu.cfs_quota_us").read_text())
+            period_us = int((folder / "cpu.cfs_period_us").read_text())
+        except (OSError, ValueError):
+            continue
+        return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+    return None
 
 
 def available_cores() -> int:
-    """Cores this process may run on."""
-    return max(1, len(_cpus()))
+    """Cores this process may run on: its CPU set, capped by the cgroup quota (a 1.5-core quota gives 1)."""
+    cores = len(_cpus())
+    limit = cgroup_cpu_limit()
+    return max(1, min(cores, math.floor(limit)) if limit else cores)
 
 
-def _cpu_ticks(stat: Path, cpus: set[int]) -> Optional[tuple[int, int]]:
-    """(busy, total) jiffies summed over ``cpus`` from a ``/proc/stat`` file; None when it is unreadable."""
-    busy = total = 0
-    try:
-        lines = stat.read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        name, *fields = line.split()
-        if not name.startswith("cpu") or not name[3:].isdigit() or int(name[3:]) not in cpus:
-            continue
-        ticks = [int(x) for x in fields[:8]]  # user nice system idle iowait irq softirq steal
-        total += sum(ticks)
-        busy += sum(ticks) - ticks[3] - ticks[4]
-    return (busy, total) if total else None
-
-
-def busy_cores(sample_s: float = 0.5, stat: Path = Path("/proc/stat")) -> float:
-    """How many of this process's cores others keep busy: sampled while we sleep, else the 1-minute load."""
+def busy_cores(sample_s: float = 0.5) -> float:
+    """How many of this process's CPUs others keep busy: sampled while we sleep, else the 1-minute load."""
     cpus = _cpus()
-    before = _cpu_ticks(stat, cpus)
-    if before is not None:
-        time.sleep(sample_s)
-        after = _cpu_ticks(stat, cpus)
-        if after is not None and after[1] > before[1]:
-            return len(cpus) * (after[0] - before[0]) / (after[1] - before[1])
+    try:
+        percent = psutil.cpu_percent(interval=sample_s, percpu=True)
+    except (psutil.Error, OSError, NotImplementedError):
+        percent = []
+    if percent:
+        return sum(percent[i] for i in cpus if i < len(percent)) / 100.0
     try:
         return os.getloadavg()[0]
     except (AttributeError, OSError):
@@ -68,12 +74,12 @@ def busy_cores(sample_s: float = 0.5, stat: Path = Path("/proc/stat")) -> float:
 
 
 def choose_threads(setting: Union[int, str]) -> int:
-    """A number as given; ``auto``: the available cores not already busy with other processes (>= 1)."""
+    """A number as given; ``auto``: the CPUs not already busy with other processes, within the quota (>= 1)."""
     if isinstance(setting, int):
         return setting
-    cores = available_cores()
     _busy[:] = [busy_cores()]
-    return max(1, min(cores, int(cores - _busy[0] + 0.5)))
+    free = len(_cpus()) - _busy[0]
+    return max(1, min(available_cores(), int(free + 0.5)))
 
 
 def apply_threads(setting: Union[int, str]) -> int:

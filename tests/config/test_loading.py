@@ -113,3 +113,20 @@ def test_presets_hold_only_what_differs(path: Path) -> None:
         for part in rest:
             before = before[part]
         assert before != value, f"{path.name}: {key} = {value!r} is what the preset inherits already"
+
+
+def test_every_preset_has_the_same_base_and_the_plain_command_is_the_solar_preset() -> None:
+    import yaml
+
+    for path in sorted((REPO_ROOT / "configs" / "models").glob("*.yaml")):
+        assert yaml.safe_load(path.read_text(encoding="utf-8"))["bases"] == ["../base.yaml"], path.name
+    solar = load_config(REPO_ROOT / "configs" / "models" / "solar-10.7b-instruct.yaml", [])
+    assert to_dict(load_config(None, [])) == to_dict(solar)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_no_shipped_config_sends_paid_requests_unasked(path: Path) -> None:
+    from src.augment.spend import sends_paid_requests
+
+    cfg = load_config(path, [])
+    assert not sends_paid_requests(cfg.augmentation) and cfg.augmentation.api.max_cost > 0

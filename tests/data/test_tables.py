@@ -36,3 +36,15 @@ def test_header_problems_are_reported_together(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not found"):
         read_rule_table(tmp_path / "none.csv", ("a",))
+
+
+def test_a_stray_quote_that_would_merge_rules_is_refused_naming_the_line(tmp_path: Path) -> None:
+    """csv.DictReader read this as two rules, the second swallowing the third; the strict reader refuses it."""
+    path = tmp_path / "t.csv"
+    path.write_text('wrong,right,note\n됬,됐,"a note\n몇일,며칠,x\n어의,어이,y\n', encoding="utf-8")
+    with pytest.raises(UserError) as err:
+        read_rule_table(path, ("wrong", "right"), ("note",))
+    assert any(f"{path}: line" in p for p in err.value.problems)
+    path.write_text("wrong,right,note\n됬,됐,a,extra\n", encoding="utf-8")
+    with pytest.raises(UserError, match="line 2: 4 fields where the header has 3"):
+        read_rule_table(path, ("wrong", "right"), ("note",))

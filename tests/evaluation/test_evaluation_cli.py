@@ -69,3 +69,13 @@ def test_cli_help_names_every_flag() -> None:
     assert done.returncode == 0
     for flag in ("--pred", "--ref", "--tokenizer", "--out", "mecab", "kiwi", "whitespace", "all"):
         assert flag in done.stdout
+
+
+def test_a_predictions_file_with_a_stray_quote_stops_with_one_line_naming_it(tmp_path: Path) -> None:
+    """pandas silently merged the rows after a stray quote; the strict reader names the file and line, exit 2."""
+    ref_path = REPO_ROOT / "data" / "debug" / "dev.csv"
+    (tmp_path / "pred.csv").write_text('fname,summary\ndev_0,"요약이다\ndev_1,둘\ndev_2,셋\n', encoding="utf-8")
+    done = run_cli("--pred", str(tmp_path / "pred.csv"), "--ref", str(ref_path))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and f"{tmp_path / 'pred.csv'}: line" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr

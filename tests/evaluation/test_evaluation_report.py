@@ -68,7 +68,7 @@ def test_evaluate_files_names_missing_and_undecodable_files(tmp_path: Path) -> N
     assert len(caught.value.problems) == 2 and "nope.csv" in caught.value.problems[0]
     (tmp_path / "latin.csv").write_bytes("fname,summary\nd0,caf\xe9\n".encode("latin-1"))
     (tmp_path / "ref.csv").write_text("fname,summary\nd0,x\n", encoding="utf-8")
-    with pytest.raises(UserError, match="latin.csv is not UTF-8"):
+    with pytest.raises(UserError, match="latin.csv: line 2: not UTF-8"):
         evaluate_files(tmp_path / "latin.csv", tmp_path / "ref.csv")
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from src.inference.journal import PredictionJournal, journal_path, settings_hash
+from src.inference.journal import PredictionJournal, journal_path, prediction_key
 from tests.inference.conftest import tiny_config
 
 
@@ -35,15 +35,15 @@ def test_torn_last_line_is_skipped(tmp_path) -> None:
     assert PredictionJournal(path, "h").done == {"t0": "x", "t1": "y"}
 
 
-def test_settings_hash_follows_what_decides_a_summary(tmp_path) -> None:
+def test_prediction_key_follows_what_decides_a_summary(tmp_path) -> None:
     ckpt, split = tmp_path / "ckpt", tmp_path / "test.csv"
     ckpt.mkdir()
     (ckpt / "config.json").write_text("{}")
     split.write_text("fname,dialogue\nt0,a\n")
     cfg = tiny_config()
-    base = settings_hash(cfg, ckpt, split, None)
-    assert settings_hash(replace(cfg, inference=replace(cfg.inference, batch_size=3)), ckpt, split, None) == base
-    assert settings_hash(replace(cfg, inference=replace(cfg.inference, max_new_tokens=7)), ckpt, split, None) != base
-    assert settings_hash(replace(cfg, prompt=replace(cfg.prompt, instruction="요약")), ckpt, split, None) != base
+    base = prediction_key(cfg, ckpt, split, None)
+    assert prediction_key(replace(cfg, inference=replace(cfg.inference, batch_size=3)), ckpt, split, None) == base
+    assert prediction_key(replace(cfg, inference=replace(cfg.inference, max_new_tokens=7)), ckpt, split, None) != base
+    assert prediction_key(replace(cfg, prompt=replace(cfg.prompt, instruction="요약")), ckpt, split, None) != base
     (ckpt / "adapter_model.safetensors").write_text("new weights")
-    assert settings_hash(cfg, ckpt, split, None) != base
+    assert prediction_key(cfg, ckpt, split, None) != base

@@ -67,3 +67,19 @@ def test_ensemble_from_other_runs_picks_the_consensus_per_fname(tmp_path: Path) 
     counts = ensemble_outputs(replace(cfg), outputs, frames)
     assert pd.read_csv(outputs["submission"])["summary"].tolist() == ["#Person1#은 밥을 먹는다.", "#Person2#는 웃는다."]
     assert counts["submission"]["files"] == 3
+
+
+def test_the_tune_table_is_read_strictly_and_typed_per_key(tmp_path: Path) -> None:
+    import pytest
+
+    from src.errors import UserError
+
+    table = tmp_path / "tuning.csv"
+    table.write_text("setting,param_num_beams,param_do_sample,final\na,2,False,30\nb,4,true,29\n", encoding="utf-8")
+    assert tune_runs(table, 1) == [{"num_beams": 4, "do_sample": True}]
+    table.write_text("setting,param_num_beams,final\na,2,30\nb,four,29\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"tuning.csv: line 3: column param_num_beams = 'four'"):
+        tune_runs(table, 1)
+    table.write_text('setting,param_num_beams,final\na,2,"30\nb,4,29\n', encoding="utf-8")
+    with pytest.raises(UserError, match="tuning.csv: line"):
+        tune_runs(table, 1)

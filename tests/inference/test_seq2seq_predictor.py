@@ -10,7 +10,7 @@ import pytest
 from src.config import Config, InferenceConfig, Seq2SeqConfig, load_config
 from src.errors import UserError
 from src.inference.seq2seq import Seq2SeqPredictor, length_batches
-from src.models.seq2seq import generate_kwargs, generation_settings
+from src.models.seq2seq import seq2seq_generate_kwargs, generation_settings
 from tests.conftest import REPO
 
 DEBUG = REPO / "data" / "debug"
@@ -48,10 +48,10 @@ def test_generation_defaults_come_from_seq2seq_section() -> None:
     assert (kobart.max_new_tokens, kobart.num_beams, kobart.no_repeat_ngram_size) == (100, 4, 2)
 
 
-def test_generate_kwargs_follow_the_baseline() -> None:
-    kw = generate_kwargs(generation_settings(Config()), early_stopping=True)
+def test_seq2seq_generate_kwargs_follow_the_baseline() -> None:
+    kw = seq2seq_generate_kwargs(generation_settings(Config()), early_stopping=True)
     assert (kw["max_length"], kw["num_beams"], kw["no_repeat_ngram_size"], kw["early_stopping"]) == (100, 4, 2, True)
-    greedy = generate_kwargs(InferenceConfig(num_beams=1), early_stopping=True)
+    greedy = seq2seq_generate_kwargs(InferenceConfig(num_beams=1), early_stopping=True)
     assert greedy["early_stopping"] is False and "temperature" not in greedy
 
 

@@ -5,9 +5,9 @@ from dataclasses import replace
 
 import pytest
 
-from src.config import Config, TuneConfig, load_config
+from src.config import TuneConfig, load_config
 from src.inference.tuning import candidates, rounds, search, setting_id
-from src.inference.tuning_run import apply_tuned, space_problems
+from src.inference.tuning_run import space_problems
 
 TUNE = TuneConfig(rows=40, budget=100, min_rows=5, keep=0.5,
                   space={"num_beams": [1, 2, 4], "length_penalty": [0.8, 1.2]})
@@ -55,20 +55,24 @@ def test_space_problems_name_the_key() -> None:
     assert space_problems(load_config(None, [], debug_small=True)) == []
 
 
-def test_tuned_settings_apply_except_keys_given_on_the_command_line(tmp_path) -> None:
-    best = tmp_path / "best.yaml"
-    best.write_text("inference: {num_beams: 4, length_penalty: 1.3}\nprompt: {instruction: 요약해}\n", encoding="utf-8")
-    cfg = Config()
-    tuned = apply_tuned(cfg, best, frozenset())
-    assert (tuned.inference.num_beams, tuned.inference.length_penalty, tuned.prompt.instruction) == (4, 1.3, "요약해")
-    mine = apply_tuned(cfg, best, frozenset({"inference.num_beams"}))
-    assert mine.inference.num_beams == cfg.inference.num_beams and mine.inference.length_penalty == 1.3
-    assert apply_tuned(cfg, None, frozenset()) == cfg
-
-
 @pytest.mark.parametrize("key", ["tune.rows=1", "tune.keep=1", "tune.search=bayes"])
 def test_tune_keys_are_checked_by_the_config(key: str) -> None:
     from src.errors import UserError
 
     with pytest.raises(UserError):
         load_config(None, [key])
+
+
+def test_the_tuning_rows_file_is_read_strictly(tmp_path) -> None:
+    from src.errors import UserError
+    from src.inference.tuning_run import excluded_rows
+
+    rows = tmp_path / "tuning_rows.csv"
+    rows.write_text("fname\ndev_1\ndev_2\n", encoding="utf-8")
+    assert excluded_rows(rows) == {"dev_1", "dev_2"}
+    rows.write_text("name\ndev_1\n", encoding="utf-8")
+    with pytest.raises(UserError, match="no column 'fname'"):
+        excluded_rows(rows)
+    rows.write_text("fname\ndev_1,dev_2\n", encoding="utf-8")
+    with pytest.raises(UserError, match="line 2: 2 fields where the header has 1"):
+        excluded_rows(rows)

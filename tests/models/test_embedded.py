@@ -160,3 +160,24 @@ def test_the_real_conversion_is_a_plain_tied_gemma3_folder(gemma_dir: Path) -> N
     assert model.config.vocab_size == 262144 and model.config.num_hidden_layers == 18
     assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr(), "tied embeddings"
     assert sum(p.numel() for p in model.parameters()) == 268_098_176
+
+
+def test_the_quality_benchmark_converts_the_model_before_reading_its_tokenizer(fake, tmp_path: Path) -> None:
+    """Issue 24: on a fresh clone ``length_cap`` loaded the tokenizer from a folder nothing had built yet."""
+    from benchmarks.quality_cpu import length_cap
+
+    data = tmp_path / "split"
+    data.mkdir()
+    (data / "train.csv").write_text("fname,dialogue,summary\nt1,#Person1#: 안녕,인사를 한다.\n", encoding="utf-8")
+    assert not fake["folder"].exists()
+    cap = length_cap(data, (f"paths.model_dir={fake['model_dir']}",))
+    assert embedded.is_built(fake["folder"], fake["spec"]) and cap > 0
+
+
+def test_a_benchmark_without_the_package_stops_with_one_line(fake, tmp_path: Path) -> None:
+    from benchmarks.quality_cpu import length_cap
+
+    fake["monkeypatch"].setitem(embedded.EMBEDDED, NAME, dataclasses.replace(fake["spec"], package="no_such_pkg_x4"))
+    with pytest.raises(UserError) as err:
+        length_cap(tmp_path, (f"paths.model_dir={fake['model_dir']}",))
+    assert err.value.problems[0].endswith(INSTALL)

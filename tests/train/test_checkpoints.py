@@ -45,7 +45,7 @@ def test_a_truncated_adapter_or_optimizer_falls_back_to_the_previous_checkpoint(
         fh.truncate(10)
     with caplog.at_level(logging.WARNING):
         assert resume_checkpoint(tmp_path, PARTS) == previous
-    assert "checkpoint-8 is incomplete (optimizer.pt is truncated)" in caplog.text
+    assert "checkpoint-8 is incomplete or damaged (optimizer.pt is truncated)" in caplog.text
     assert not broken.exists() and len(list((tmp_path / ASIDE).glob("checkpoint-8.broken-*"))) == 1
     again = checkpoint(tmp_path, 9, PARTS)
     payload = again / "adapter_model.safetensors"
@@ -81,3 +81,59 @@ def test_a_finished_checkpoint_becomes_the_final_one_without_another_step(tmp_pa
     assert fields["global_step"] == 10 and fields["train_loss"] == 0.75
     assert (final / "adapter_model.safetensors").is_file()
     assert not (final / "optimizer.pt").exists() and not (final / "trainer_state.json").exists()
+
+
+def flip_a_bit(path: Path, offset: int = -1) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_a_bit_flipped_weight_file_is_not_resumed_the_previous_checkpoint_is(tmp_path: Path, caplog) -> None:
+    """Issue 24: same size, readable header, one bit of a tensor changed after the save: caught by its sha256."""
+    previous = checkpoint(tmp_path, 5, PARTS)
+    damaged = checkpoint(tmp_path, 8, PARTS)
+    assert set(json.loads((damaged / FINGERPRINT_FILE).read_text())["sha256"]) == {
+        "adapter_model.safetensors", "optimizer.pt", "trainer_state.json"}
+    flip_a_bit(damaged / "adapter_model.safetensors")
+    with caplog.at_level(logging.WARNING):
+        assert resume_checkpoint(tmp_path, PARTS) == previous
+    assert "adapter_model.safetensors does not match its recorded sha256" in caplog.text
+
+
+def test_a_safetensors_file_whose_header_promises_more_than_it_holds_is_unreadable(tmp_path: Path) -> None:
+    from src.train.checkpoints import safetensors_readable
+
+    good = tmp_path / "w.safetensors"
+    safetensors_file(good)
+    assert safetensors_readable(good)
+    good.write_bytes(good.read_bytes()[:-4])
+    assert not safetensors_readable(good)
+    (tmp_path / "junk.safetensors").write_bytes(b"\xff" * 20)
+    assert not safetensors_readable(tmp_path / "junk.safetensors")
+
+
+def test_inference_falls_back_from_a_damaged_final_checkpoint_and_refuses_when_nothing_is_intact(tmp_path: Path,
+                                                                                                 caplog) -> None:
+    import pytest
+
+    from src.errors import UserError
+    from src.models.checkpoint import verified_checkpoint
+
+    intact = checkpoint(tmp_path, 5, PARTS)
+    final = tmp_path / "final_checkpoint"
+    final.mkdir()
+    safetensors_file(final / "adapter_model.safetensors")
+    (final / "adapter_config.json").write_text("{}")
+    record(final, PARTS)
+    assert verified_checkpoint(final) == final
+    flip_a_bit(final / "adapter_model.safetensors")
+    with caplog.at_level(logging.WARNING):
+        assert verified_checkpoint(final) == intact
+    assert "final_checkpoint is damaged" in caplog.text and "checkpoint-5" in caplog.text
+    flip_a_bit(intact / "optimizer.pt", 0)
+    with pytest.raises(UserError, match="no intact checkpoint-N"):
+        verified_checkpoint(final)
+    elsewhere = tmp_path / "trained-elsewhere"
+    elsewhere.mkdir()
+    assert verified_checkpoint(elsewhere) == elsewhere, "a folder with no record has nothing to verify"

@@ -12,7 +12,7 @@ from src.errors import UserError
 from src.prompting.builder import PromptBuilder
 from src.prompting.fewshot import ShotSelector
 from src.train.final import TrainJob
-from src.train.sft import encode_frame, preflight
+from src.train.sft import encode_frame, check_training_rows
 
 
 def make_cfg(synthetic: dict, *overrides: str):
@@ -73,13 +73,13 @@ def test_labels_mask_the_prompt_and_end_with_the_stop_token(synthetic, tok) -> N
         assert row["labels"][:n_prompt] == [-100] * n_prompt
         assert row["labels"][n_prompt:] == row["input_ids"][n_prompt:] == completion
         assert row["labels"][-1] in builder.stop_token_ids
-    preflight(rows, builder.stop_token_ids, "train")
+    check_training_rows(rows, builder.stop_token_ids, "train")
 
 
-def test_preflight_names_missing_stop_and_fully_masked_examples() -> None:
+def test_check_training_rows_names_missing_stop_and_fully_masked_examples() -> None:
     rows = [{"input_ids": [5, 6, 7], "labels": [-100, 6, 9]}, {"input_ids": [5, 6], "labels": [-100, -100]}]
     with pytest.raises(UserError) as err:
-        preflight(rows, [9], "training set")
+        check_training_rows(rows, [9], "training set")
     text = "\n".join(err.value.problems)
     assert "1 example(s) have no label at all (first: #1)" in text
     assert "never train the stop token [9] (first: #1)" in text

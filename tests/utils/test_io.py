@@ -56,3 +56,21 @@ def test_spreadsheet_safe_frames_touch_only_text(tmp_path: Path) -> None:
     out = spreadsheet_safe(df)
     assert out["fname"].tolist() == ["'=cmd|' /C calc'!A0", "dev_1"] and out["final"].tolist() == [1.5, -2.0]
     assert df["fname"][0].startswith("="), "the input frame is not changed"
+
+
+def test_one_hashing_primitive_keeps_every_existing_key_stable() -> None:
+    """The augmentation journal keys paid responses by request_key: merging the hash helpers must not change it."""
+    import hashlib
+    import json
+
+    from src.augment.journal import request_key
+    from src.inference.tuning import setting_id
+    from src.utils.io import json_digest
+
+    messages = [{"role": "user", "content": "요약"}]
+    blob = json.dumps({"model": "m", "messages": messages, "params": {"t": 0.7}}, ensure_ascii=False, sort_keys=True,
+                      separators=(",", ":"))
+    assert request_key("m", messages, {"t": 0.7}) == hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    setting = {"num_beams": 4, "length_penalty": 1.3}
+    assert setting_id(setting) == hashlib.sha256(json.dumps(setting, sort_keys=True).encode()).hexdigest()[:10]
+    assert json_digest({"b": 1, "a": 2}) == json_digest({"a": 2, "b": 1}) and len(json_digest([1])) == 16

@@ -1,4 +1,4 @@
-"""CPU threads: the free cores of this process, at least one; a number in the config wins."""
+"""CPU threads: the free cores of this process within its cgroup quota, at least one; a number in the config wins."""
 from __future__ import annotations
 
 import os
@@ -8,31 +8,54 @@ from src.utils import threads
 
 
 def test_auto_leaves_the_cores_other_processes_keep_busy(monkeypatch) -> None:
-    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    monkeypatch.setattr(threads, "_cpus", lambda: [0, 1])
+    monkeypatch.setattr(threads, "cgroup_cpu_limit", lambda: None)
     for busy, expected in ((0.1, 2), (1.2, 1), (7.0, 1)):
         monkeypatch.setattr(threads, "busy_cores", lambda busy=busy: busy)
         assert threads.choose_threads("auto") == expected
     assert threads.choose_threads(3) == 3
 
 
-def _stat(path: Path, cpu0: tuple[int, int], cpu1: tuple[int, int]) -> None:
-    """A /proc/stat with two CPUs, each given as (busy user jiffies, idle jiffies)."""
-    rows = [f"cpu{i} {b} 0 0 {idle} 0 0 0 0 0 0" for i, (b, idle) in enumerate((cpu0, cpu1))]
-    path.write_text(f"cpu {cpu0[0] + cpu1[0]} 0 0 {cpu0[1] + cpu1[1]} 0 0 0 0 0 0\n" + "\n".join(rows) + "\nintr 5\n")
+def test_a_cgroup_quota_caps_the_cores(monkeypatch) -> None:
+    """A container with --cpus=2 on a 16-core host: 2 threads, however idle the host is."""
+    monkeypatch.setattr(threads, "_cpus", lambda: list(range(16)))
+    monkeypatch.setattr(threads, "busy_cores", lambda: 0.0)
+    monkeypatch.setattr(threads, "cgroup_cpu_limit", lambda: 2.0)
+    assert threads.available_cores() == 2 and threads.choose_threads("auto") == 2
+    monkeypatch.setattr(threads, "cgroup_cpu_limit", lambda: 0.5)
+    assert threads.available_cores() == 1
 
 
-def test_busy_cores_are_sampled_from_proc_stat_not_the_load_average(monkeypatch, tmp_path: Path) -> None:
-    """One core fully busy over the sample, the other idle: 1.0, whatever the load average says."""
-    stat = tmp_path / "stat"
-    _stat(stat, (100, 100), (100, 100))
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+def test_the_cgroup_quota_is_read_from_v2_and_v1_files(tmp_path: Path) -> None:
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert threads.cgroup_cpu_limit(tmp_path) == 1.5
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert threads.cgroup_cpu_limit(tmp_path) is None
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("300000\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert threads.cgroup_cpu_limit(v1) == 3.0
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert threads.cgroup_cpu_limit(v1) is None
+    assert threads.cgroup_cpu_limit(tmp_path / "missing") is None
+
+
+def test_busy_cores_come_from_psutil_on_this_process_cpus_not_the_load_average(monkeypatch) -> None:
+    """One of our two CPUs fully busy over the sample: 1.0, whatever the load average says; CPU 2 is not ours."""
+    monkeypatch.setattr(threads, "_cpus", lambda: [0, 1])
     monkeypatch.setattr(os, "getloadavg", lambda: (5.0, 5.0, 5.0))
-    monkeypatch.setattr(threads.time, "sleep", lambda s: _stat(stat, (150, 100), (100, 150)))
-    assert threads.busy_cores(stat=stat) == 1.0
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {1})  # only the idle core is ours
-    _stat(stat, (100, 100), (100, 100))
-    assert threads.busy_cores(stat=stat) == 0.0
-    assert threads.busy_cores(stat=tmp_path / "missing") == 5.0  # no /proc/stat: the load average
+    monkeypatch.setattr(threads.psutil, "cpu_percent", lambda interval, percpu: [100.0, 0.0, 100.0])
+    assert threads.busy_cores() == 1.0
+    monkeypatch.setattr(threads, "_cpus", lambda: [1])
+    assert threads.busy_cores() == 0.0
+    monkeypatch.setattr(threads.psutil, "cpu_percent", lambda interval, percpu: [])
+    assert threads.busy_cores() == 5.0  # nothing sampled: the load average
+
+
+def test_the_real_sample_is_a_share_of_this_process_cpus() -> None:
+    busy = threads.busy_cores(sample_s=0.1)
+    assert 0.0 <= busy <= len(threads._cpus()) + 1e-6
 
 
 def test_the_chosen_count_reaches_torch_and_the_worker_pools(monkeypatch) -> None:
