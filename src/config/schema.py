@@ -370,8 +370,8 @@ class InferenceConfig:
     merge_lora: bool = opt(True, "fold the adapter into an unquantized base before generating (faster)")
     vllm_gpu_memory_utilization: float = opt(0.9, "vllm on a GPU: share of GPU memory it may take (weights + KV cache)",
                                              gt=0, le=1)
-    vllm_cpu_kv_cache_gb: float = opt(2.0, "vllm on a CPU: GiB of RAM for its KV cache (VLLM_CPU_KVCACHE_SPACE); "
-                                           "a share of RAM as on a GPU would take most of the machine", gt=0)
+    vllm_cpu_kv_cache_gb: int = opt(2, "vllm on a CPU: GiB of RAM for its KV cache (VLLM_CPU_KVCACHE_SPACE; a share "
+                                       "of RAM as on a GPU would take most of the machine)", ge=1)
     empty_fallback: str = opt("first_turn", "what replaces an empty output", ("first_turn", "placeholder"))
     cut_unfinished: bool = opt(True, "drop a last sentence without a full stop after complete ones (the length cap "
                                      "cut it; every reference ends its sentences with '.')")

@@ -22,7 +22,7 @@ from src.config import InferenceConfig
 from src.inference.batching import new_token_cap
 from src.inference.head import Head
 from src.inference.processors import ngram_bans, ngram_index, repetition_penalty, sample
-from src.inference.slots import SlotCache, decode_masks, prefill_masks
+from src.inference.slots import SlotCache, decode_masks, prefill_masks, shared_prefix
 from src.inference.vocab import kept_ids
 
 log = logging.getLogger(__name__)
@@ -78,19 +78,43 @@ class Decoder:
         self.last = torch.full((slots,), pad_id, dtype=torch.long, device=self.device)
         self.prefill_seconds = self.decode_seconds = 0.0
         self.steps = 0
+        self.prefix: Optional[SlotCache] = None
+        self.prefix_length = 0
+        self.share_prefixes = True  # a lever measured on its own by benchmarks.generate_levers
+
+    def share_prefix(self, prompts: list[list[int]]) -> None:
+        """Compute once the prefix all ``prompts`` share (system prompt, instruction); prefills then start after it."""
+        import torch
+
+        length = shared_prefix(prompts) if self.share_prefixes else 0
+        if not length:
+            return
+        start = time.perf_counter()
+        self.prefix = SlotCache(1, length)
+        self.prefix.prefill(torch.zeros(1, dtype=torch.long, device=self.device))
+        self.body(input_ids=torch.tensor([prompts[0][:length]], device=self.device),
+                  position_ids=torch.arange(length, device=self.device)[None],
+                  attention_mask=prefill_masks(self.config, length, self.device), cache=self.prefix, use_cache=True)
+        self.prefix_length = length
+        self.prefill_seconds += time.perf_counter() - start
 
     def prefill(self, slots: list[int], prompts: list[list[int]]) -> Any:
         """Prompts (right-padded together) into ``slots``; the hidden state at each one's last token."""
         import torch
 
         start = time.perf_counter()
+        skip = self.prefix_length
         lengths = [len(p) for p in prompts]
-        width = max(lengths)
-        ids = torch.tensor([p + [self.pad_id] * (width - len(p)) for p in prompts], device=self.device)
-        self.cache.prefill(torch.tensor(slots, device=self.device))
-        out = self.body(input_ids=ids, position_ids=torch.arange(width, device=self.device)[None].expand(len(ids), -1),
-                        attention_mask=prefill_masks(self.config, width, self.device), cache=self.cache, use_cache=True)
-        hidden = out.last_hidden_state[torch.arange(len(ids)), torch.tensor(lengths) - 1]
+        width = max(lengths) - skip
+        ids = torch.tensor([p[skip:] + [self.pad_id] * (width + skip - len(p)) for p in prompts], device=self.device)
+        rows = torch.tensor(slots, device=self.device)
+        if self.prefix is not None:
+            self.cache.seed(self.prefix, rows, skip)
+        self.cache.prefill(rows, skip)
+        positions = torch.arange(skip, skip + width, device=self.device)[None].expand(len(ids), -1)
+        out = self.body(input_ids=ids, position_ids=positions, cache=self.cache, use_cache=True,
+                        attention_mask=prefill_masks(self.config, width, self.device, skip))
+        hidden = out.last_hidden_state[torch.arange(len(ids)), torch.tensor(lengths) - 1 - skip]
         for slot, n in zip(slots, lengths):
             self.positions[slot] = n
         self.prefill_seconds += time.perf_counter() - start
@@ -100,7 +124,7 @@ class Decoder:
         """One token for each of the first ``rows`` slots (``last``, at ``positions``); their hidden states."""
         start = time.perf_counter()
         positions = self.positions[:rows]
-        width = int(max(int(self.positions[s]) for s in live)) + 1
+        width = int(self.positions[list(live)].max()) + 1
         self.cache.decode(positions, width)
         out = self.body(input_ids=self.last[:rows, None], position_ids=positions[:, None],
                         attention_mask=decode_masks(self.config, positions, width), cache=self.cache, use_cache=True)
@@ -214,6 +238,8 @@ class ContinuousEngine:
         if gen.num_beams > 1:
             slots = max(gen.num_beams, slots - slots % gen.num_beams)
         decoder = Decoder(self.model, head, slots, width, self.pad_id, self.prefill_tokens)
+        with torch.inference_mode():
+            decoder.share_prefix(batch)
         chooser = Chooser(gen, head, self.check_every)
         with torch.inference_mode():
             if gen.num_beams > 1:

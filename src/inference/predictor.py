@@ -70,7 +70,7 @@ class Predictor:
         if cfg.inference.backend == "vllm":
             from src.inference.vllm_engine import load_vllm_engine
 
-            return cls(None, tokenizer, builder, selector, cfg.inference, device, engine=load_vllm_engine(cfg, checkpoint))
+            return cls(None, tokenizer, builder, selector, cfg.inference, device, engine=load_vllm_engine(cfg, checkpoint, device))
         model = load_inference_model(cfg, Path(checkpoint), device)
         return cls(model, tokenizer, builder, selector, cfg.inference, device, stored_vocab=info.get("output_vocab"))
 

