@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from src.config import REPO_ROOT
 from src.errors import UserError
@@ -10,7 +10,7 @@ from src.pipeline import SKIP_FLAGS
 from src.pipeline import STAGE_NAMES as STAGES
 
 ALIASES = {"augmentation": "augment", "training": "train", "tuning": "tune", "inference": "infer", "evaluation": "evaluate",
-           "prediction": "infer", "predict": "infer", "eval": "evaluate"}
+           "prediction": "infer", "predict": "infer", "eval": "evaluate", "grpo": "rl"}
 VALUE_FLAGS = {"num_paraphrase": "augmentation.num_paraphrase", "num_speaker_swap": "augmentation.num_speaker_swap",
                "num_synthetic": "augmentation.num_synthetic"}
 
@@ -69,8 +69,8 @@ def flag_values(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
-def selected_stages(args: argparse.Namespace) -> tuple[str, ...]:
-    """Stages to run, in pipeline order: --stages (or all) minus the --skip-* flags."""
+def selected_stages(args: argparse.Namespace, on: Callable[[str], bool] = lambda stage: True) -> tuple[str, ...]:
+    """Stages to run, in pipeline order: --stages (or every stage ``on`` accepts) minus the --skip-* flags."""
     chosen: Optional[set[str]] = None
     if args.stages:
         chosen = set()
@@ -79,4 +79,4 @@ def selected_stages(args: argparse.Namespace) -> tuple[str, ...]:
             if name not in STAGES:
                 raise UserError(f"--stages: unknown stage '{raw.strip()}'; choose from {', '.join(STAGES)}")
             chosen.add(name)
-    return tuple(s for s in STAGES if (chosen is None or s in chosen) and not getattr(args, f"skip_{s}"))
+    return tuple(s for s in STAGES if (on(s) if chosen is None else s in chosen) and not getattr(args, f"skip_{s}"))

@@ -37,7 +37,11 @@ def main(argv: Optional[list[str]] = None) -> int:
             return 0
         setup_logging(cfg.log_level)
         explicit = frozenset([o.split("=", 1)[0].strip() for o in args.overrides] + list(flag_values(args)))
-        ctx = prepare_run(cfg, run_name, args.resume, selected_stages(args), dry_run=args.dry_run, explicit=explicit)
+        from src.pipeline import enable_named, is_on
+
+        stages = selected_stages(args, lambda stage: is_on(cfg, stage))
+        cfg = enable_named(cfg, stages)
+        ctx = prepare_run(cfg, run_name, args.resume, stages, dry_run=args.dry_run, explicit=explicit)
         if args.dry_run:
             sys.stdout.write(describe_plan(ctx))
             return 0
