@@ -70,12 +70,11 @@ def curve_fields(history: list[dict[str, Any]], max_steps: int) -> dict[str, Any
         return round(sum(values) / len(values), 4) if values else None
 
     head, tail = logged[:CURVE_ENDS], logged[-CURVE_ENDS:]
-    runtime = next((e["train_runtime"] for e in reversed(history) if "train_runtime" in e), None)
     return {"reward_start": mean(head, "reward"), "reward_end": mean(tail, "reward"),
             "rouge_start": mean(head, "rewards/rouge/mean"), "rouge_end": mean(tail, "rewards/rouge/mean"),
             "kl_end": mean(tail, "kl"), "completion_tokens_end": mean(tail, "completions/mean_length"),
             "logged_steps": len(logged), "max_steps": max_steps,
-            "seconds_per_step_last_run": round(runtime / len(logged), 2) if runtime and logged else None}
+            "seconds_per_step": mean(logged, "step_time")}  # TRL's: sampling, scoring, forward and backward
 
 
 def drop_reference(folder: Path) -> None:

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import REPO, run_cli, tmp_paths
+from tests.conftest import kill_at_first_checkpoint, run_cli, tmp_paths
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # full pipeline runs: make test, not make test-fast
 
@@ -106,16 +101,8 @@ def test_sigkill_during_grpo_then_resume_ends_at_the_planned_step(tmp_path: Path
     args = ["--debug-small", "--run-name", "kill", "--stages", "preprocess,merge,train,rl", "training.max_steps=10",
             "training.save_steps=10", "training.eval_steps=10", "rl.max_steps=12", "rl.save_steps=2", "rl.eval_rows=0",
             *tmp_paths(tmp_path)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "src.main", *args], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rl_dir = tmp_path / "model" / "kill" / "rl"
-    deadline = time.monotonic() + 300
-    while not list(rl_dir.glob("checkpoint-*/pipeline_fingerprint.json")):  # a GRPO checkpoint recorded complete
-        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before writing a GRPO checkpoint"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL
+    kill_at_first_checkpoint(args, rl_dir)  # a GRPO checkpoint (SFT's are in model/kill/)
     assert not (rl_dir / "final_checkpoint").exists(), "killed before the end of GRPO"
     res = run_cli(["--resume", *args])
     assert res.returncode == 0, res.stderr[-4000:]
