@@ -356,12 +356,9 @@ class InferenceConfig:
 class RlConfig:
     """The rl stage: GRPO (TRL's GRPOTrainer) continuing the SFT adapter, rewarded by the competition's score."""
 
-    enabled: bool = opt(False, "run the rl stage in a run without --stages (naming rl in --stages turns it on too, "
-                               "and writes true into the run's config.yaml so --resume keeps it)")
-    init_checkpoint: Optional[str] = opt(None, "adapter (or model) folder GRPO starts from; None: the run's SFT "
-                                               "final_checkpoint")
-    data: str = opt("merged", "training rows: merged (what the train stage trained on) or clean (the preprocessed "
-                              "originals, no augmented rows)", ("merged", "clean"))
+    enabled: bool = opt(False, "run the rl stage in runs without --stages (naming rl in --stages sets this true)")
+    init_checkpoint: Optional[str] = opt(None, "adapter or model folder to start from (None: the SFT final_checkpoint)")
+    data: str = opt("merged", "training rows: merged (what SFT trained on) or clean (the originals)", ("merged", "clean"))
     rows: Optional[int] = opt(None, "at most this many of those rows, drawn by seed (None: all)", ge=1)
     max_steps: int = opt(100, "GRPO optimizer steps", ge=1)
     prompts_per_step: int = opt(2, "dialogues per optimizer step, each with rl.num_generations completions", ge=1)
@@ -371,26 +368,22 @@ class RlConfig:
                                                          "the starting checkpoint) or a number", ge=1)
     beta: float = opt(0.04, "KL weight against the starting adapter (0: no reference pass, faster, no KL guard)", ge=0)
     learning_rate: float = opt(5e-5, "learning rate of the LoRA weights (constant)", gt=0)
-    rouge_weight: float = opt(1.0, "weight of the score: final / 100 (mean ROUGE-1/2/L F1 on evaluation.tokenizer) "
-                                   "of the post-processed completion against the row's reference(s)", ge=0)
-    length_weight: float = opt(0.5, "weight of the length guard: -(|words / reference words - 1| - "
-                                    "rl.length_tolerance), 0 inside the tolerance, at least -1", ge=0)
+    rouge_weight: float = opt(1.0, "weight of final / 100 (mean ROUGE-1/2/L F1, evaluation.tokenizer) of the "
+                                   "post-processed completion against the row's reference(s)", ge=0)
+    length_weight: float = opt(0.5, "weight of the length guard: -(|words / reference words - 1| - tolerance)", ge=0)
     length_tolerance: float = opt(0.2, "relative word-count difference from the reference that costs nothing", ge=0)
-    no_stop_weight: float = opt(1.0, "weight of the -1 a completion gets for ending without a stop token (cut by the "
-                                     "cap)", ge=0)
-    fluency_weight: float = opt(0.0, "weight of the Kiwi fluency guard: -(rl.min_kiwi_score - Kiwi log-probability "
-                                     "per morpheme) below that score, at least -1 (0: off, Kiwi not run)", ge=0)
-    min_kiwi_score: float = opt(-8.0, "Kiwi score per morpheme under which the fluency guard costs (real dev "
-                                      "summaries: -7.5 the lowest)", le=0)
-    eval_rows: int = opt(20, "dev rows summarised greedily from the SFT and the RL checkpoint, as inference would; "
-                             "both scores go to the manifest and the evaluation report (0: off)", ge=0)
-    generation: str = opt("auto", "who samples the completions: auto (vLLM when installed and training on CUDA, "
-                                  "else transformers), transformers or vllm", ("auto", "transformers", "vllm"))
+    no_stop_weight: float = opt(1.0, "weight of the -1 for a completion that ends without a stop token", ge=0)
+    fluency_weight: float = opt(0.0, "weight of the Kiwi guard: -(rl.min_kiwi_score - Kiwi score per morpheme) "
+                                     "below that score, >= -1 (0: off, Kiwi not run)", ge=0)
+    min_kiwi_score: float = opt(-8.0, "Kiwi score per morpheme the fluency guard starts at (real: >= -7.5)", le=0)
+    eval_rows: int = opt(20, "dev rows summarised greedily by the SFT and the RL checkpoint, both scores in the "
+                             "manifest and report (0: off)", ge=0)
+    generation: str = opt("auto", "completions sampled by: auto (vLLM if installed and on CUDA, else transformers), "
+                                  "transformers or vllm", ("auto", "transformers", "vllm"))
     logging_steps: int = opt(1, "log every N steps (reward, KL, completion length)", ge=1)
     save_steps: int = opt(10, "checkpoint every N steps (what --resume continues from)", ge=1)
     save_total_limit: int = opt(2, "keep at most N checkpoints", ge=1)
     extra: dict = opt({}, "extra arguments forwarded to TRL's GRPOConfig (e.g. loss_type, scale_rewards, top_p)")
-
 
 TUNE_SPACE = {"num_beams": [1, 4], "length_penalty": [0.8, 1.0, 1.3], "repetition_penalty": [1.0, 1.15],
               "no_repeat_ngram_size": [0, 6]}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -31,6 +32,26 @@ log = logging.getLogger(__name__)
 
 REFERENCE_ADAPTER = "ref"  # TRL's frozen copy of the starting adapter (the KL reference); not part of the result
 CURVE_ENDS = 3  # logged steps averaged for reward_start / reward_end
+
+
+@dataclass
+class RlSetup:
+    """What ``prepare`` found: the tokenizer, the exact prompt rows, the generation and reward settings."""
+
+    tokenizer: Any
+    rows: list[dict[str, Any]]
+    lost: int  # rows whose exact prompt ids no text gives
+    info: dict[str, Any]  # the starting checkpoint's pipeline_inference.json
+    pool_path: Optional[Path]
+    device: str
+    dtype: Any
+    stop_ids: list[int]
+    banned: int  # how many ids inference.block_scripts bans
+    vllm: bool
+    gen_kwargs: Optional[dict[str, Any]]
+    max_len: int
+    audit: CompletionAudit
+    rewards: tuple[list[Any], list[float]]
 
 
 def build_trainer(cfg: Config, model: Any, peft: Any, tokenizer: Any, rows: list[dict[str, Any]],
@@ -105,20 +126,20 @@ def finished_run(cfg: Config, job: RlJob, final: Path) -> Optional[dict[str, Any
     return {"global_step": fields["global_step"], **curve_fields(state.get("log_history", []), cfg.rl.max_steps)}
 
 
-def run_trainer(cfg: Config, job: RlJob, setup: dict[str, Any], final: Path) -> dict[str, Any]:
+def run_trainer(cfg: Config, job: RlJob, setup: RlSetup, final: Path) -> dict[str, Any]:
     """Load the policy, train (resuming when a checkpoint fits), save ``final``; the trainer's fields."""
     from src.train.grpo_setup import grpo_arguments, load_policy
     from src.train.sft import parameter_counts
 
-    model, peft = load_policy(cfg, job, setup["device"], setup["dtype"], setup["stop_ids"])
-    args = grpo_arguments(cfg, job.out_dir, setup["device"], setup["dtype"], setup["max_len"], setup["gen_kwargs"],
-                          setup["vllm"])
-    trainer = build_trainer(cfg, model, peft, setup["tokenizer"], setup["rows"], args, setup["rewards"],
+    model, peft = load_policy(cfg, job, setup.device, setup.dtype, setup.stop_ids)
+    args = grpo_arguments(cfg, job.out_dir, setup.device, setup.dtype, setup.max_len, setup.gen_kwargs,
+                          setup.vllm)
+    trainer = build_trainer(cfg, model, peft, setup.tokenizer, setup.rows, args, setup.rewards,
                             callbacks(cfg, job))
     trainable, total = parameter_counts(trainer.model)
     log.info("rl: GRPO on %d dialogues, %d x %d completions per step, %d steps; %s trainable of %s parameters; "
-             "completions sampled by %s", len(setup["rows"]), cfg.rl.prompts_per_step, cfg.rl.num_generations,
-             cfg.rl.max_steps, f"{trainable:,}", f"{total:,}", "vLLM" if setup["vllm"] else "transformers")
+             "completions sampled by %s", len(setup.rows), cfg.rl.prompts_per_step, cfg.rl.num_generations,
+             cfg.rl.max_steps, f"{trainable:,}", f"{total:,}", "vLLM" if setup.vllm else "transformers")
     trainer.train(resume_from_checkpoint=str(job.checkpoint) if job.checkpoint else None)
     trainer.save_model(str(final))
     drop_reference(final)
@@ -126,7 +147,7 @@ def run_trainer(cfg: Config, job: RlJob, setup: dict[str, Any], final: Path) -> 
             **curve_fields(trainer.state.log_history, cfg.rl.max_steps)}
 
 
-def prepare(cfg: Config, rows_df: pd.DataFrame, job: RlJob) -> tuple[Config, dict[str, Any]]:
+def prepare(cfg: Config, rows_df: pd.DataFrame, job: RlJob) -> tuple[Config, RlSetup]:
     """The starting checkpoint's prompt settings, the exact prompts, stop and banned ids, the cap, the reward."""
     from src.data.loading import load_split
     from src.inference.constraints import blocked_token_ids
@@ -156,22 +177,21 @@ def prepare(cfg: Config, rows_df: pd.DataFrame, job: RlJob) -> tuple[Config, dic
     stop_ids, banned = builder.stop_token_ids, blocked_token_ids(tokenizer, cfg.inference.block_scripts)
     vllm = use_vllm(cfg, device)
     audit = CompletionAudit()
-    return run_cfg, {"tokenizer": tokenizer, "builder": builder, "rows": rows, "lost": lost, "info": info,
-                     "pool_path": pool_path, "device": device, "dtype": compute_dtype(cfg.training.compute_dtype, device),
-                     "stop_ids": stop_ids, "vllm": vllm, "gen_kwargs": generation_kwargs(stop_ids, banned, vllm),
-                     "max_len": int(cap if cfg.rl.max_completion_length == "auto" else cfg.rl.max_completion_length),
-                     "audit": audit, "rewards": reward_functions(cfg, stop_ids, banned, audit), "banned": len(banned)}
+    max_len = cap if cfg.rl.max_completion_length == "auto" else cfg.rl.max_completion_length
+    return run_cfg, RlSetup(tokenizer, rows, lost, info, pool_path, device, compute_dtype(cfg.training.compute_dtype,
+                            device), stop_ids, len(banned), vllm, generation_kwargs(stop_ids, banned, vllm),
+                            int(max_len), audit, reward_functions(cfg, stop_ids, banned, audit))
 
 
-def finalize_rl(run_cfg: Config, job: RlJob, setup: dict[str, Any], final: Path) -> None:
+def finalize_rl(run_cfg: Config, job: RlJob, setup: RlSetup, final: Path) -> None:
     """Tokenizer, config, the starting checkpoint's inference record (prompts, pool, lengths) and fingerprint."""
     from src.train.final import finalize
     from src.utils.io import file_digest
 
-    pool = setup["pool_path"]
-    probe = [r["prompt"] for r in setup["rows"][:3]]
-    finalize(final, run_cfg, setup["tokenizer"], probe, job.parts, pool, file_digest(pool) if pool else None,
-             setup["info"].get("completion_tokens") or {})
+    pool = setup.pool_path
+    probe = [r["prompt"] for r in setup.rows[:3]]
+    finalize(final, run_cfg, setup.tokenizer, probe, job.parts, pool, file_digest(pool) if pool else None,
+             setup.info.get("completion_tokens") or {})
 
 
 def train_grpo(cfg: Config, rows_df: pd.DataFrame, dev_df: Optional[pd.DataFrame], job: RlJob) -> dict[str, Any]:
@@ -184,17 +204,17 @@ def train_grpo(cfg: Config, rows_df: pd.DataFrame, dev_df: Optional[pd.DataFrame
     finalize_rl(run_cfg, job, setup, final)
     r = cfg.rl
     fields.update(init_checkpoint=str(job.init), final_checkpoint=str(final), resumed_from=str(job.checkpoint)
-                  if job.checkpoint else None, rows=len(setup["rows"]), prompts_left_out=setup["lost"],
-                  max_completion_length=setup["max_len"], generation="vllm" if setup["vllm"] else "transformers",
-                  banned_ids=setup["banned"], audit=setup["audit"].as_dict(),
+                  if job.checkpoint else None, rows=len(setup.rows), prompts_left_out=setup.lost,
+                  max_completion_length=setup.max_len, generation="vllm" if setup.vllm else "transformers",
+                  banned_ids=setup.banned, audit=setup.audit.as_dict(),
                   reward_weights={"rouge": r.rouge_weight, "length": r.length_weight, "stop": r.no_stop_weight,
                                   "fluency": r.fluency_weight})
-    audit = setup["audit"]
+    audit = setup.audit
     if audit.stop_before_end or audit.banned_tokens:
         log.warning("rl: %d completions went on past a stop token, %d banned tokens were generated: the generation "
                     "settings did not reach TRL", audit.stop_before_end, audit.banned_tokens)
     if dev_df is not None and r.eval_rows:
-        fields["dev"] = compare_on_dev(cfg, {"sft": job.init, "rl": final}, dev_df, setup["pool_path"])
+        fields["dev"] = compare_on_dev(cfg, {"sft": job.init, "rl": final}, dev_df, setup.pool_path)
     return fields
 
 
