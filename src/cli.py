@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from src.config.resources import preset_names
 from src.errors import UserError
@@ -11,7 +11,7 @@ from src.pipeline import SKIP_FLAGS
 from src.pipeline import STAGE_NAMES as STAGES
 
 ALIASES = {"augmentation": "augment", "training": "train", "tuning": "tune", "inference": "infer", "evaluation": "evaluate",
-           "prediction": "infer", "predict": "infer", "eval": "evaluate"}
+           "prediction": "infer", "predict": "infer", "eval": "evaluate", "grpo": "rl"}
 VALUE_FLAGS = {"num_paraphrase": "augmentation.num_paraphrase", "num_speaker_swap": "augmentation.num_speaker_swap",
                "num_synthetic": "augmentation.num_synthetic"}
 
@@ -84,9 +84,10 @@ class StageChoice:
     skips: tuple[str, ...] = ()
     debug_small: bool = False
 
-    def selected(self) -> tuple[str, ...]:
-        """Stages to run, in pipeline order: ``stages`` (or all) minus ``skips``."""
-        return tuple(s for s in STAGES if (self.stages is None or s in self.stages) and s not in self.skips)
+    def selected(self, on: Callable[[str], bool] = lambda stage: True) -> tuple[str, ...]:
+        """Stages to run, in pipeline order: ``stages`` (or every stage ``on`` accepts: opt-in stages are off
+        unless their key is set) minus ``skips``."""
+        return tuple(s for s in STAGES if (on(s) if self.stages is None else s in self.stages) and s not in self.skips)
 
     def flags(self) -> list[str]:
         """The choice as the command-line flags that make it."""
@@ -129,6 +130,6 @@ def stage_choice(args: argparse.Namespace) -> StageChoice:
     return StageChoice(stages, tuple(s for s in STAGES if getattr(args, f"skip_{s}")), bool(args.debug_small))
 
 
-def selected_stages(args: argparse.Namespace) -> tuple[str, ...]:
-    """Stages to run, in pipeline order: --stages (or all) minus the --skip-* flags."""
-    return stage_choice(args).selected()
+def selected_stages(args: argparse.Namespace, on: Callable[[str], bool] = lambda stage: True) -> tuple[str, ...]:
+    """Stages to run, in pipeline order: --stages (or every stage ``on`` accepts) minus the --skip-* flags."""
+    return stage_choice(args).selected(on)

@@ -42,8 +42,11 @@ def main(argv: Optional[list[str]] = None, prog: str = "python -m src.main") -> 
         choice = stage_choice(args)
         if args.resume and run_name is not None:
             choice = restore_choice(cfg, run_name, choice)
-        ctx = prepare_run(cfg, run_name, args.resume, choice.selected(), dry_run=args.dry_run, explicit=explicit,
-                          choice=choice)
+        from src.pipeline import enable_named, is_on
+
+        stages = choice.selected(lambda stage: is_on(cfg, stage))
+        cfg = enable_named(cfg, stages)
+        ctx = prepare_run(cfg, run_name, args.resume, stages, dry_run=args.dry_run, explicit=explicit, choice=choice)
         if args.dry_run:
             sys.stdout.write(describe_plan(ctx))
             return 0

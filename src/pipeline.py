@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
 from src.config import Config
 from src.context import Producer, RunContext
 from src.errors import StageSkipped, UserError
-from src.stages import augment, evaluate, infer, merge, preprocess, train, tune
+from src.stages import augment, evaluate, infer, merge, preprocess, rl, train, tune
 from src.utils.io import stage_fingerprint
 
 log = logging.getLogger(__name__)
@@ -51,13 +52,35 @@ class Stage(Producer, Protocol):
         ...
 
 
-STAGES: tuple[Stage, ...] = (preprocess, augment, merge, train, tune, infer, evaluate)
+STAGES: tuple[Stage, ...] = (preprocess, augment, merge, train, rl, tune, infer, evaluate)
 STAGE_NAMES: tuple[str, ...] = tuple(stage.name for stage in STAGES)
 BY_NAME: dict[str, Stage] = {stage.name: stage for stage in STAGES}
 SKIP_FLAGS: dict[str, str] = {"preprocess": "--skip-preprocess", "augment": "--skip-augmentation",
-                              "merge": "--skip-merge", "train": "--skip-training", "tune": "--skip-tune",
+                              "merge": "--skip-merge", "train": "--skip-training", "rl": "--skip-rl",
+                              "tune": "--skip-tune",
                               "infer": "--skip-inference",
                               "evaluate": "--skip-evaluation"}
+OPT_IN: dict[str, str] = {"rl": "rl.enabled"}  # off unless this key is true or --stages names the stage
+
+
+def is_on(cfg: Config, stage: str) -> bool:
+    """False for an opt-in stage whose key is false (a run without --stages leaves it out)."""
+    key = OPT_IN.get(stage)
+    if key is None:
+        return True
+    section, field = key.split(".")
+    return bool(getattr(getattr(cfg, section), field))
+
+
+def enable_named(cfg: Config, stages: tuple[str, ...]) -> Config:
+    """``cfg`` with the key of each opt-in stage in ``stages`` set true, so the run's config.yaml (and a later
+    ``--resume`` without ``--stages``) keeps the stage on."""
+    for stage in stages:
+        if stage in OPT_IN and not is_on(cfg, stage):
+            section, field = OPT_IN[stage].split(".")
+            cfg = replace(cfg, **{section: replace(getattr(cfg, section), **{field: True})})
+            log.info("stage %s: named in --stages, so %s=true for this run", stage, OPT_IN[stage])
+    return cfg
 
 
 def attach(ctx: RunContext) -> RunContext:
@@ -108,7 +131,9 @@ def plan(ctx: RunContext) -> list[tuple[str, str, str]]:
         entry = ctx.manifest.entry(stage.name)
         if stage.name not in ctx.selected:
             kept = "keeps its earlier outputs" if entry.get("status") == "done" else "uses its fallback"
-            rows.append((stage.name, "skip", f"not selected ({SKIP_FLAGS[stage.name]} or --stages); {kept}"))
+            why = f"not selected ({SKIP_FLAGS[stage.name]} or --stages)" if is_on(ctx.cfg, stage.name) else \
+                f"off ({OPT_IN[stage.name]} is false and --stages does not name it)"
+            rows.append((stage.name, "skip", f"{why}; {kept}"))
             continue
         fp = stage_fingerprint(stage.config_parts(ctx.cfg), [p for p in stage.inputs(ctx).values() if p is not None])
         if ctx.resume and first_run is None and ctx.manifest.is_done(stage.name, fp):
@@ -164,9 +189,10 @@ def _record_skip(ctx: RunContext, stage: Stage) -> None:
         log.info("stage %s: skipped (keeping the outputs of its earlier run)", stage.name)
         return
     outputs = {k: str(v) for k, v in stage.fallback(ctx).items() if v is not None}
-    log.info("stage %s: skipped", stage.name)
+    off = {} if is_on(ctx.cfg, stage.name) else {"reason": f"off ({OPT_IN[stage.name]} is false)"}
+    log.info("stage %s: skipped%s", stage.name, f" ({off['reason']})" if off else "")
     if ctx.is_main:
-        ctx.manifest.record(stage.name, status="skipped", seconds=0.0, outputs=outputs)
+        ctx.manifest.record(stage.name, status="skipped", seconds=0.0, outputs=outputs, **off)
 
 
 def _run_one(ctx: RunContext, stage: Stage, fp: str) -> None:

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,19 @@ def run_cli(args: list[str], env: dict | None = None, timeout: int = 600, module
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def kill_at_first_checkpoint(args: list[str], folder: Path, timeout: float = 300) -> None:
+    """Start ``python -m src.main args`` and SIGKILL it once ``folder`` holds a checkpoint recorded complete."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "src.main", *args], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while not list(folder.glob("checkpoint-*/pipeline_fingerprint.json")):
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before writing a checkpoint"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
 
 
 def tmp_paths(root: Path) -> list[str]:

@@ -74,6 +74,14 @@ def test_manifest_records_every_stage(debug_run: dict) -> None:
     assert all(isinstance(m["stages"][s]["seconds"], float) for s in STAGES)
 
 
+def test_rl_is_off_unless_asked_and_infer_uses_the_sft_checkpoint(debug_run: dict) -> None:
+    m = manifest(debug_run["root"])
+    assert m["stages"]["rl"]["status"] == "skipped" and m["stages"]["rl"]["reason"] == "off (rl.enabled is false)"
+    sft = str(debug_run["root"] / "model" / "r1" / "final_checkpoint")
+    assert m["stages"]["infer"]["checkpoint"] == sft and m["stages"]["tune"]["checkpoint"] == sft
+    assert not (debug_run["root"] / "model" / "r1" / "rl").exists()
+
+
 def test_tune_writes_its_files_and_infer_uses_the_choice(debug_run: dict) -> None:
     """Issue 16: tuning.csv, tuning.png, best_generation.yaml; infer generates with the chosen settings."""
     import yaml

@@ -48,8 +48,9 @@ def test_dry_run_checks_everything_and_prints_the_plan(tmp_path: Path) -> None:
     from src.pipeline import STAGE_NAMES
 
     plan = {line.split()[0]: line.split()[1] for line in res.stdout.splitlines()[1:1 + len(STAGE_NAMES)]}
-    assert plan == {"preprocess": "run", "augment": "skip", "merge": "run", "train": "run", "tune": "run",
-                    "infer": "run", "evaluate": "run"}
+    assert plan == {"preprocess": "run", "augment": "skip", "merge": "run", "train": "run", "rl": "skip",
+                    "tune": "run", "infer": "run", "evaluate": "run"}
+    assert "rl         skip   off (rl.enabled is false and --stages does not name it)" in res.stdout
     assert not (tmp_path / "output" / "plan").exists(), "a dry run writes nothing"
     bad = run_cli(["--debug-small", "--dry-run", "model.device=cuda", *tmp_paths(tmp_path)])
     assert bad.returncode == 2 and "'model.device' = 'cuda' but no CUDA GPU" in bad.stderr

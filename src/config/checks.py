@@ -96,8 +96,17 @@ def data_problems(cfg: Config) -> list[str]:
     return problems
 
 
+def rl_problems(cfg: Config) -> list[str]:
+    """A reward with something to optimise."""
+    r = cfg.rl
+    if r.rouge_weight + r.length_weight + r.no_stop_weight + r.fluency_weight > 0:
+        return []
+    return ["config keys 'rl.rouge_weight', 'rl.length_weight', 'rl.no_stop_weight' and 'rl.fluency_weight' are all 0: "
+            "GRPO would have no reward to follow; give rl.rouge_weight a positive weight (e.g. 1)"]
+
+
 RULES: tuple[Callable[[Config], list[str]], ...] = (data_problems, training_problems, inference_problems,
-                                                    augmentation_problems)
+                                                    augmentation_problems, rl_problems)
 
 
 def config_problems(cfg: Config) -> list[str]:

@@ -1,10 +1,14 @@
 """The config schema: one frozen dataclass per section, every key with a default, one line of help,
-its allowed choices and its numeric bounds (checked by ``src.config.checks`` before anything runs)."""
+its allowed choices and its numeric bounds (checked by ``src.config.checks`` before anything runs).
+The generation sections (inference, rl, tune, evaluation) live in ``src.config.generation``."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from dataclasses import dataclass
+from typing import Optional, Union
 
+from src.config.fields import opt, sub
+from src.config.generation import (BLOCKABLE_SCRIPTS, TUNE_SPACE, EvaluationConfig, InferenceConfig, MbrConfig,
+                                   RlConfig, TuneConfig)
 from src.config.resources import SHIPPED
 
 REPO_ROOT = SHIPPED  # the source checkout, or an installed copy's shipped files (src.config.resources)
@@ -12,26 +16,6 @@ DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
 DEBUG_OVERLAY = REPO_ROOT / "configs" / "debug_small.yaml"
 AUTO = "auto"  # a value some keys take instead of a number: derive it from the data
 SPLITS = ("train", "dev", "test")  # the data splits, each with data.<split>_file and data.hub.<split>
-BLOCKABLE_SCRIPTS = ("han", "kana", "cyrillic")  # no reference uses them: inference.block_scripts, the fluency check
-
-
-def opt(default: Any, help: str, choices: Optional[tuple] = None, *, ge: Optional[float] = None,
-        gt: Optional[float] = None, le: Optional[float] = None, lt: Optional[float] = None) -> Any:
-    """A config field: default, one line of help, optional allowed values and bounds (``ge`` means >=, ...).
-
-    Every float must be finite whatever its bounds; bounds apply to each item of a tuple and are
-    skipped for None (an unset optional key).
-    """
-    meta = {"help": help, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt}
-    if isinstance(default, (dict, list)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-def sub(cls: type) -> Any:
-    """A nested config section."""
-    return field(default_factory=cls, metadata={"help": cls.__doc__ or "", "choices": None})
-
 
 
 @dataclass(frozen=True)
@@ -317,103 +301,6 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
-class MbrConfig:
-    """Minimum-Bayes-risk selection: per dialogue, the candidate most like the others (num_candidates > 1 turns it on)."""
-
-    num_candidates: int = opt(1, "candidates per dialogue: the configured decode, the tune stage's next best "
-                                 "settings (mbr.from_tune), then samples (1: off)", ge=1)
-    from_tune: int = opt(0, "how many of the tune stage's next best settings add a candidate each", ge=0)
-    temperature: float = opt(0.7, "sampling temperature of the sampled candidates", gt=0)
-    top_p: float = opt(0.95, "nucleus share of the sampled candidates", gt=0, le=1)
-    weights: tuple[float, ...] = opt((1.0, 1.0, 1.0), "utility weights of ROUGE-1, ROUGE-2, ROUGE-L F1", ge=0)
-    chunk: int = opt(32, "dialogues whose candidates are generated and selected together (journaled per chunk)",
-                     ge=1)
-
-
-@dataclass(frozen=True)
-class InferenceConfig:
-    """Batched generation for dev and test."""
-
-    batch_size: int = opt(8, "prompts per generate() call (greedy outputs do not depend on it)", ge=1)
-    max_batch_tokens: int = opt(0, "cap on padded tokens per batch, (longest prompt + max_new_tokens) x rows (0: none)", ge=0)
-    max_new_tokens: Union[int, str] = opt("auto", "generation length cap: auto (the 99.5th percentile of the training "
-                                          "summaries' tokens plus a margin, stored with the checkpoint) or a number; "
-                                          "outputs that reach it are counted in the manifest", ge=1)
-    num_beams: int = opt(1, "beam search width", ge=1)
-    no_repeat_ngram_size: int = opt(0, "forbid repeated n-grams (0: off; speaker tags repeat, so keep it >= 5)", ge=0)
-    length_penalty: float = opt(1.0, "beam length penalty")
-    repetition_penalty: float = opt(1.0, "penalty on repeated tokens", gt=0)
-    do_sample: bool = opt(False, "sample instead of greedy/beam")
-    temperature: float = opt(1.0, "sampling temperature", gt=0)
-    top_p: float = opt(1.0, "nucleus sampling", gt=0, le=1)
-    checkpoint: Optional[str] = opt(None, "model/adapter folder to use; default the run's final_checkpoint (with "
-                                    "--skip-training and no --run-name: the newest one trained with model.name)")
-    prompt_from_checkpoint: bool = opt(True, "prompt as the checkpoint was trained (its prompt.* settings and few-shot "
-                                             "pool, recorded with it); false: the current prompt.* settings")
-    backend: str = opt("auto", "generation engine: continuous (slots refilled as sequences finish, the kept-id output "
-                               "layer; measured on CPU), transformers (model.generate on left-padded batches), vllm "
-                               "(its own environment: make setup-vllm on CPU, pip install vllm on a GPU); auto: "
-                               "continuous on CPU, transformers on an accelerator (continuous is not yet measured there)",
-                       ("auto", "continuous", "transformers", "vllm"))
-    slots: int = opt(32, "continuous: sequences decoded together (a beam takes one slot each); a finished one's slot "
-                         "takes the next prompt", ge=1)
-    prefill_tokens: int = opt(2048, "continuous: padded prompt tokens prefilled in one forward", ge=1)
-    output_vocab: str = opt("auto", "ids the output layer scores: full, or trimmed (the training data's ids stored with "
-                                    "the checkpoint, the prompts' own, Hangul and short ASCII tokens; docs/BENCHMARKS.md "
-                                    "has the measured effect); auto: trimmed where the checkpoint stores its ids "
-                                    "(continuous and transformers engines)", ("auto", "trimmed", "full"))
-    vocab_check_every: int = opt(32, "trimmed vocabulary: every N decode steps the full output layer checks whether a "
-                                     "dropped id would have won (counted as vocab_escapes in the manifest; 0: never)",
-                                 ge=0)
-    quantize: str = opt("auto", "base under an adapter: auto (4-bit when trained with QLoRA), 4bit, or none",
-                        ("auto", "4bit", "none"))
-    merge_lora: bool = opt(True, "fold the adapter into an unquantized base before generating (faster)")
-    vllm_gpu_memory_utilization: float = opt(0.9, "vllm on a GPU: share of GPU memory it may take (weights + KV cache)",
-                                             gt=0, le=1)
-    vllm_cpu_kv_cache_gb: int = opt(2, "vllm on a CPU: GiB of RAM for its KV cache (VLLM_CPU_KVCACHE_SPACE; a share "
-                                       "of RAM as on a GPU would take most of the machine)", ge=1)
-    empty_fallback: str = opt("first_turn", "what replaces an empty output", ("first_turn", "placeholder"))
-    cut_unfinished: bool = opt(True, "drop a last sentence without a full stop after complete ones (the length cap "
-                                     "cut it; every reference ends its sentences with '.')")
-    block_scripts: tuple[str, ...] = opt(BLOCKABLE_SCRIPTS, "scripts generation may not use (no reference "
-                                         "has them), as bad_words_ids: any of han, kana, cyrillic; [] for none")
-    predict_dev: bool = opt(True, "also predict the dev set (scored by the evaluate stage)")
-    mbr: MbrConfig = sub(MbrConfig)
-    ensemble_from: tuple[str, ...] = opt((), "other runs (names in paths.output_dir) whose dev predictions and "
-                                             "submission join this run's as candidates; per fname the consensus wins")
-
-
-TUNE_SPACE = {"num_beams": [1, 4], "length_penalty": [0.8, 1.0, 1.3], "repetition_penalty": [1.0, 1.15],
-              "no_repeat_ngram_size": [0, 6]}
-
-
-@dataclass(frozen=True)
-class TuneConfig:
-    """The tune stage: generation settings searched on a tuning part of dev the reported dev score never sees."""
-
-    rows: int = opt(100, "dev rows set aside for tuning (the evaluate stage scores the other rows)", ge=2)
-    budget: int = opt(800, "generated dialogues the whole search may cost", ge=2)
-    search: str = opt("grid", "grid (every combination of tune.space) or random (tune.trials of them)",
-                      ("grid", "random"))
-    trials: int = opt(16, "settings drawn when tune.search=random", ge=1)
-    space: dict = opt(TUNE_SPACE, "values to try per key: inference.* generation keys (num_beams, length_penalty, "
-                                  "repetition_penalty, no_repeat_ngram_size, max_new_tokens, temperature, ...) and "
-                                  "instruction (an index into prompt.instruction_variants)")
-    keep: float = opt(0.5, "share of settings kept after each round of successive halving (rows double each round)",
-                      gt=0, lt=1)
-    min_rows: int = opt(10, "tuning rows every setting is scored on in the first round", ge=1)
-
-
-@dataclass(frozen=True)
-class EvaluationConfig:
-    """ROUGE as the competition scores it."""
-
-    tokenizer: str = opt("mecab", "mecab (python-mecab-ko morphemes of the raw text, as the leaderboard scores), "
-                                  "kiwi (Kiwi morphemes, speaker tags kept whole) or whitespace (plain rouge 1.0.1)",
-                         ("mecab", "kiwi", "whitespace"))
-
-
-@dataclass(frozen=True)
 class Seq2SeqConfig:
     """Encoder-decoder (model.type=seq2seq) lengths and generation defaults (the KoBART baseline's)."""
 
@@ -441,7 +328,12 @@ class Config:
     augmentation: AugmentationConfig = sub(AugmentationConfig)
     merge: MergeConfig = sub(MergeConfig)
     training: TrainingConfig = sub(TrainingConfig)
+    rl: RlConfig = sub(RlConfig)
     inference: InferenceConfig = sub(InferenceConfig)
     tune: TuneConfig = sub(TuneConfig)
     evaluation: EvaluationConfig = sub(EvaluationConfig)
     seq2seq: Seq2SeqConfig = sub(Seq2SeqConfig)
+
+
+__all__ = ["AUTO", "BLOCKABLE_SCRIPTS", "DEBUG_OVERLAY", "DEFAULT_CONFIG", "REPO_ROOT", "SPLITS", "TUNE_SPACE", "Config",
+           "EvaluationConfig", "InferenceConfig", "MbrConfig", "RlConfig", "TuneConfig", "opt", "sub"]

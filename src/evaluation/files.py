@@ -40,12 +40,13 @@ def read_scored_csv(path: PathLike, label: str) -> pd.DataFrame:
 
 def evaluate_files(
     pred_path: PathLike, ref_path: PathLike, tokenizer: str = DEFAULT_TOKENIZER, out_dir: Optional[PathLike] = None,
-    exclude: Collection[str] = (),
+    exclude: Collection[str] = (), extra: Optional[dict] = None,
 ) -> dict:
     """Score ``pred_path`` (fname,summary) against ``ref_path``, matched by fname.
 
     ``exclude`` names fnames left out of both (the tune stage's tuning rows). With ``out_dir``,
-    also writes scores.csv, metrics.json, report.md and score_hist.png there.
+    also writes scores.csv, metrics.json, report.md and score_hist.png there (``extra`` joins the
+    provenance lines of metrics.json and the report: the checkpoint, the rl stage's SFT-vs-RL scores).
     Returns ``{"rouge1", "rouge2", "rougeL", "final", "n"}``.
     """
     problems = [_missing_file(Path(p), label) for p, label in ((pred_path, "predictions"), (ref_path, "references"))]
@@ -61,7 +62,7 @@ def evaluate_files(
     log.info("scored %d dialogue(s) with %s tokens: final %.4f", metrics["n"], tokenizer, metrics["final"])
     if out_dir is not None:
         provenance = {"tokenizer": tokenizer, "predictions": str(pred_path), "references": str(ref_path),
-                      **({"excluded_tuning_rows": len(set(exclude))} if exclude else {})}
+                      **({"excluded_tuning_rows": len(set(exclude))} if exclude else {}), **(extra or {})}
         written = write_report(out_dir, {**metrics, **provenance}, per_row)
         log.info("wrote %s", ", ".join(written.values()))
     return metrics

@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 from src.config import InferenceConfig
 from src.inference.batching import new_token_cap
-from src.inference.continuous import Chooser, Decoder, Result, Row, finish, take_group
+from src.inference.decoder import Chooser, Decoder, Result, Row, finish, take_group
 from src.inference.processors import ngram_index
 
 DEAD = -1.0e9  # transformers' score for a beam that must not be picked

@@ -51,7 +51,20 @@ def run(ctx: RunContext) -> dict[str, Any]:
     if excluded:
         log.info("evaluate: the %d dev rows the tune stage searched on are left out of the dev score", len(excluded))
     metrics = evaluate_files(present(ins, "dev_predictions"), present(ins, "dev"), tokenizer=ctx.cfg.evaluation.tokenizer,
-                             out_dir=ctx.run_dir, exclude=excluded)
+                             out_dir=ctx.run_dir, exclude=excluded, extra=provenance(ctx))
     log.info("dev ROUGE-1 %.4f ROUGE-2 %.4f ROUGE-L %.4f final %.2f (n=%d)", metrics["rouge1"], metrics["rouge2"],
              metrics["rougeL"], metrics["final"], metrics["n"])
     return {"metrics": metrics}
+
+
+def provenance(ctx: RunContext) -> dict[str, Any]:
+    """The checkpoint the predictions came from and, when the rl stage made it, its SFT-vs-RL dev comparison."""
+    checkpoint = ctx.manifest.entry("infer").get("checkpoint")
+    rl = ctx.manifest.entry("rl")
+    found: dict[str, Any] = {"checkpoint": checkpoint} if checkpoint else {}
+    dev = rl.get("dev") if rl.get("status") == "done" and rl.get("final_checkpoint") == checkpoint else None
+    if dev:
+        found.update(rl_compared_rows=dev["rows"], rl_compared_scorer=dev["scorer"],
+                     sft_dev_final=dev["sft"]["final"], rl_dev_final=dev["rl"]["final"],
+                     sft_dev_mean_words=dev["sft"]["mean_words"], rl_dev_mean_words=dev["rl"]["mean_words"])
+    return found

@@ -28,8 +28,9 @@ def fallback(ctx: RunContext) -> dict[str, Optional[Path]]:
 
 
 def inputs(ctx: RunContext) -> dict[str, Optional[Path]]:
-    """The checkpoint, dev and test, and the training set (few-shot pool)."""
-    return {"checkpoint": ctx.upstream("train", "checkpoint"), "dev": ctx.upstream("preprocess", "dev"),
+    """The checkpoint (the rl stage's when it ran, else the train stage's), dev and test, and the training set
+    (few-shot pool)."""
+    return {"checkpoint": ctx.upstream("rl", "checkpoint"), "dev": ctx.upstream("preprocess", "dev"),
             "test": ctx.upstream("preprocess", "test"), "train": ctx.upstream("merge", "train"),
             "tuned": ctx.upstream("tune", "best"), "tuning": ctx.upstream("tune", "tuning"),
             **{f"ensemble_{run}": ctx.run_dir.parent / run / "submission.csv" for run in ctx.cfg.inference.ensemble_from}}

@@ -33,8 +33,9 @@ def fallback(ctx: RunContext) -> dict[str, Optional[Path]]:
 
 
 def inputs(ctx: RunContext) -> dict[str, Optional[Path]]:
-    """The checkpoint, dev (tuning rows and references) and the training set (few-shot pool)."""
-    return {"checkpoint": ctx.upstream("train", "checkpoint"), "dev": ctx.upstream("preprocess", "dev"),
+    """The checkpoint (the rl stage's when it ran, else the train stage's), dev (tuning rows and references) and
+    the training set (few-shot pool)."""
+    return {"checkpoint": ctx.upstream("rl", "checkpoint"), "dev": ctx.upstream("preprocess", "dev"),
             "train": ctx.upstream("merge", "train")}
 
 
@@ -56,4 +57,6 @@ def run(ctx: RunContext) -> dict[str, Any]:
     from src.inference.tuning_run import tune_generation
 
     ins = inputs(ctx)
-    return tune_generation(ctx.cfg, present(ins, "checkpoint"), present(ins, "dev"), ins.get("train"), outputs(ctx))
+    checkpoint = present(ins, "checkpoint")
+    return {**tune_generation(ctx.cfg, checkpoint, present(ins, "dev"), ins.get("train"), outputs(ctx)),
+            "checkpoint": str(checkpoint)}

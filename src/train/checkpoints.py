@@ -134,11 +134,12 @@ def set_aside(folder: Path, why: str) -> Path:
 
 
 def _changed(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Top-level parts (and training keys) that differ."""
+    """Top-level parts (and training or rl keys) that differ."""
     keys = [k for k in new if old.get(k) != new[k]]
-    if "training" in keys and isinstance(old.get("training"), dict):
-        keys += [f"training.{k}" for k in new["training"] if old["training"].get(k) != new["training"][k]]
-        keys.remove("training")
+    for part in ("training", "rl"):
+        if part in keys and isinstance(old.get(part), dict) and isinstance(new[part], dict):
+            keys += [f"{part}.{k}" for k in new[part] if old[part].get(k) != new[part][k]]
+            keys.remove(part)
     return keys or ["unknown"]
 
 

@@ -150,17 +150,20 @@ def report_to(cfg: Config, out_dir: Path) -> list[str]:
     return found
 
 
-def check_extra(extra: dict[str, Any]) -> None:
-    """``training.extra`` keys must be installed SFTConfig fields; name the closest one otherwise."""
-    from trl import SFTConfig
+def check_extra(extra: dict[str, Any], config_class: Any = None, where: str = "training.extra") -> None:
+    """``training.extra`` keys (or ``where``'s) must be installed SFTConfig (``config_class``) fields; name the
+    closest one otherwise."""
+    if config_class is None:
+        from trl import SFTConfig as config_class
 
-    fields = [f.name for f in dataclasses.fields(SFTConfig)]
+    fields = [f.name for f in dataclasses.fields(config_class)]
     problems = []
     for key in extra:
         if key not in fields:
             close = difflib.get_close_matches(key, fields, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            problems.append(f"config key 'training.extra.{key}': not an argument of the installed SFTConfig{hint}")
+            problems.append(f"config key '{where}.{key}': not an argument of the installed "
+                            f"{config_class.__name__}{hint}")
     if problems:
         raise UserError(*problems)
 

@@ -2,7 +2,9 @@
 
 ``TrainingLog`` turns the Trainer's log records into one ``pipeline.log`` line each (loss, learning
 rate, gradient norm; eval loss and ROUGE at evaluations) and, when training ends, writes
-``train_log.csv`` (every logged value) and ``train_curves.png`` into the run folder. ``FiniteLoss``
+``train_log.csv`` (every logged value) and ``train_curves.png`` into the run folder; the rl stage's
+GRPO run logs reward, KL and completion length the same way into ``rl_log.csv`` and ``rl_curves.png``
+(every step since the first, a resumed run included: TRL's log history). ``FiniteLoss``
 stops training at the first logged loss that is NaN or infinite, with one line saying what to change,
 so a diverged run never reaches inference (whose fallbacks would hide it).
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from transformers import TrainerCallback
 
@@ -19,15 +21,20 @@ from src.errors import UserError
 
 log = logging.getLogger(__name__)
 
-SHOWN = (("loss", "loss", "{:.4f}"), ("learning_rate", "lr", "{:.2e}"), ("grad_norm", "grad_norm", "{:.3f}"),
-         ("eval_loss", "eval_loss", "{:.4f}"), ("eval_rouge_final", "eval_rouge_final", "{:.2f}"))
+Shown = tuple[tuple[str, str, str], ...]  # (logged key, label in the line, format)
+SHOWN: Shown = (("loss", "loss", "{:.4f}"), ("learning_rate", "lr", "{:.2e}"), ("grad_norm", "grad_norm", "{:.3f}"),
+                ("eval_loss", "eval_loss", "{:.4f}"), ("eval_rouge_final", "eval_rouge_final", "{:.2f}"))
+RL_SHOWN: Shown = (("reward", "reward", "{:.4f}"), ("reward_std", "std", "{:.4f}"),
+                   ("rewards/rouge/mean", "rouge", "{:.4f}"), ("kl", "kl", "{:.4f}"),
+                   ("completions/mean_length", "tokens", "{:.1f}"), ("completions/clipped_ratio", "cut", "{:.2f}"),
+                   ("learning_rate", "lr", "{:.2e}"))
 
 
 class FiniteLoss(TrainerCallback):
     """Raise UserError when a logged training or eval loss is NaN or infinite."""
 
-    def __init__(self, learning_rate: float) -> None:
-        self.learning_rate = learning_rate
+    def __init__(self, learning_rate: float, key: str = "training.learning_rate") -> None:
+        self.learning_rate, self.key = learning_rate, key
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Optional[dict] = None, **kwargs: Any) -> None:
         """Check each logged loss."""
@@ -35,15 +42,21 @@ class FiniteLoss(TrainerCallback):
             value = (logs or {}).get(key)
             if isinstance(value, (int, float)) and not math.isfinite(value):
                 raise UserError(f"training stopped at step {state.global_step}: the {key.replace('_', ' ')} became "
-                                f"{value}; lower training.learning_rate (now {self.learning_rate:g}), keep "
+                                f"{value}; lower {self.key} (now {self.learning_rate:g}), keep "
                                 "training.max_grad_norm > 0, or check the data for empty or huge rows")
 
 
 class TrainingLog(TrainerCallback):
-    """Loss lines in the pipeline log; ``train_log.csv`` and ``train_curves.png`` in ``report_dir`` at the end."""
+    """Loss lines in the pipeline log; ``train_log.csv`` and ``train_curves.png`` in ``report_dir`` at the end.
 
-    def __init__(self, report_dir: Optional[Path]) -> None:
-        self.report_dir = report_dir
+    ``name``, ``shown`` and ``write`` make the rl stage's lines and files; ``history`` writes the trainer's
+    whole log history (earlier runs of a resumed training too) instead of what this process logged.
+    """
+
+    def __init__(self, report_dir: Optional[Path], name: str = "train", shown: Shown = SHOWN,
+                 write: Optional[Callable[[list[dict[str, Any]], Path], None]] = None, history: bool = False) -> None:
+        self.report_dir, self.name, self.shown, self.history = report_dir, name, shown, history
+        self.write = write or write_curves
         self.rows: list[dict[str, Any]] = []
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Optional[dict] = None, **kwargs: Any) -> None:
@@ -54,15 +67,17 @@ class TrainingLog(TrainerCallback):
         values = {k: v for k, v in logs.items() if isinstance(v, (int, float))}
         if values:  # every logged value goes to train_log.csv (the end's train_runtime too)
             self.rows.append({"step": state.global_step, "epoch": logs.get("epoch", state.epoch), **values})
-        shown = [f"{label} {fmt.format(logs[key])}" for key, label, fmt in SHOWN if key in values]
+        shown = [f"{label} {fmt.format(logs[key])}" for key, label, fmt in self.shown if key in values]
         if shown:
-            log.info("train step %d/%d: %s", state.global_step, state.max_steps, ", ".join(shown))
+            log.info("%s step %d/%d: %s", self.name, state.global_step, state.max_steps, ", ".join(shown))
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Write the logged values and the curves."""
-        if self.report_dir is None or not self.rows or not state.is_world_process_zero:
+        rows = [{k: v for k, v in e.items() if isinstance(v, (int, float))} for e in state.log_history] \
+            if self.history else self.rows
+        if self.report_dir is None or not rows or not state.is_world_process_zero:
             return
-        write_curves(self.rows, Path(self.report_dir))
+        self.write(rows, Path(self.report_dir))
 
 
 def write_curves(rows: list[dict[str, Any]], folder: Path) -> None:
@@ -88,3 +103,33 @@ def write_curves(rows: list[dict[str, Any]], folder: Path) -> None:
     lr_ax.set_ylabel("learning rate")
     lr_ax.set_xlabel("optimizer step")
     atomic_write(folder / "train_curves.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+
+
+def write_rl_curves(rows: list[dict[str, Any]], folder: Path) -> None:
+    """``rl_log.csv`` and ``rl_curves.png``: reward mean and std (and the ROUGE term), KL, completion length by step."""
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from src.utils.io import atomic_write, atomic_write_csv
+
+    df = pd.DataFrame(rows)
+    first = [c for c in ("step", "epoch") if c in df]
+    atomic_write_csv(folder / "rl_log.csv", df[first + [c for c in df.columns if c not in first]])
+    df = df.dropna(subset=["reward"]) if "reward" in df else df.iloc[0:0]
+    fig = Figure(figsize=(7, 6), layout="constrained")
+    reward_ax, kl_ax, len_ax = fig.subplots(3, 1, sharex=True, height_ratios=(3, 1, 1))
+    if len(df):
+        reward_ax.plot(df["step"], df["reward"], label="reward (weighted sum)")
+        if "reward_std" in df:
+            reward_ax.fill_between(df["step"], df["reward"] - df["reward_std"], df["reward"] + df["reward_std"],
+                                   alpha=0.2, label="± std within the step")
+        if "rewards/rouge/mean" in df:
+            reward_ax.plot(df["step"], df["rewards/rouge/mean"], label="ROUGE term (final / 100)")
+        reward_ax.legend()
+    reward_ax.set_ylabel("reward")
+    for ax, key, label in ((kl_ax, "kl", "KL"), (len_ax, "completions/mean_length", "tokens")):
+        if key in df:
+            ax.plot(df["step"], df[key], color="#55a868")
+        ax.set_ylabel(label)
+    len_ax.set_xlabel("optimizer step")
+    atomic_write(folder / "rl_curves.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))

@@ -89,3 +89,18 @@ def test_cross_key_rules_found_without_files(tmp_path: Path) -> None:
 
 def test_the_rules_pass_on_every_default() -> None:
     assert config_problems(Config()) == []
+
+
+def test_an_rl_reward_without_any_weight_is_one_line_naming_the_keys() -> None:
+    problems = problems_of("rl.rouge_weight=0", "rl.length_weight=0", "rl.no_stop_weight=0")
+    assert len(problems) == 1 and "'rl.rouge_weight'" in problems[0] and "give rl.rouge_weight" in problems[0]
+    assert not config_problems(load_config(None, ["rl.rouge_weight=0", "rl.length_weight=0"]))
+
+
+@pytest.mark.parametrize("override, key", [("rl.num_generations=1", "rl.num_generations"),
+                                           ("rl.temperature=0", "rl.temperature"),
+                                           ("rl.max_completion_length=0", "rl.max_completion_length"),
+                                           ("rl.min_kiwi_score=1", "rl.min_kiwi_score")])
+def test_rl_bounds_name_the_key(override: str, key: str) -> None:
+    problems = problems_of(override)
+    assert len(problems) == 1 and f"'{key}'" in problems[0]

@@ -234,7 +234,7 @@ def test_debug_small_seq2seq_runs_every_stage(tmp_path: Path) -> None:
                    "training.max_steps=6", "training.eval_steps=3", "training.save_steps=3"], env=ONE_THREAD)
     assert res.returncode == 0, res.stderr[-4000:]
     stages = json.loads((tmp_path / "output" / "s" / "manifest.json").read_text())["stages"]
-    assert {name: s["status"] for name, s in stages.items()} == dict.fromkeys(
-        ("preprocess", "augment", "merge", "train", "tune", "infer", "evaluate"), "done")
+    assert {name: s["status"] for name, s in stages.items()} == {**dict.fromkeys(
+        ("preprocess", "augment", "merge", "train", "tune", "infer", "evaluate"), "done"), "rl": "skipped"}
     assert (tmp_path / "model" / "debug" / "tiny-bart" / "config.json").is_file()
     assert (tmp_path / "output" / "s" / "submission.csv").is_file()

@@ -4,14 +4,9 @@ from __future__ import annotations
 import pytest
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from tests.conftest import REPO, run_cli, tmp_paths
+from tests.conftest import kill_at_first_checkpoint, run_cli, tmp_paths
 from tests.train.synthetic import build_model, write_synthetic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # full pipeline runs: make test, not make test-fast
@@ -48,16 +43,8 @@ def test_sigkill_mid_run_then_resume_ends_at_the_planned_step(tmp_path: Path) ->
             f"paths.data_dir={tmp_path / 'data'}", "prompt.num_fewshot=0", "training.use_qlora=false",
             "training.max_steps=60", "training.save_steps=5", "training.save_total_limit=2",
             "training.per_device_train_batch_size=2", "training.gradient_accumulation_steps=1", *tmp_paths(tmp_path)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "src.main", *args], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     model_dir = tmp_path / "model" / "kill"
-    deadline = time.monotonic() + 240
-    while not list(model_dir.glob("checkpoint-*/pipeline_fingerprint.json")):  # a checkpoint recorded complete
-        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before writing a checkpoint"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL
+    kill_at_first_checkpoint(args, model_dir, timeout=240)
     assert not (model_dir / "final_checkpoint").exists(), "killed before the end of training"
     res = run_cli(["--resume", *args])
     assert res.returncode == 0, res.stderr[-4000:]
