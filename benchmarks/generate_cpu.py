@@ -203,12 +203,13 @@ def compare(predictor: Any, prompts: list[list[int]], refs: list[str], gen: Any,
             "_outputs": new["outputs"], "_baseline_outputs": base["outputs"], "_texts": base_text}
 
 
-def vllm_run(work: Path, final: Path, threads: int, prompts: list[list[int]]) -> dict[str, Any]:
+def vllm_run(work: Path, final: Path, threads: int, prompts: list[list[int]], sample_rows: int) -> dict[str, Any]:
     """The prompts through ``inference.backend=vllm`` in ``.venv-vllm`` (benchmarks.vllm_worker); its outputs and time."""
     if not VLLM_PYTHON.is_file():
         raise SystemExit(f"--vllm needs {VLLM_PYTHON}: run `make setup-vllm` first")
     job = work / "vllm_job.json"
-    job.write_text(json.dumps({"checkpoint": str(final), "threads": threads, "prompts": prompts}), encoding="utf-8")
+    job.write_text(json.dumps({"checkpoint": str(final), "threads": threads, "prompts": prompts,
+                                "sample_rows": sample_rows}), encoding="utf-8")
     done = subprocess.run([str(VLLM_PYTHON), "-m", "benchmarks.vllm_worker", str(job)], cwd=REPO_ROOT, text=True,
                           capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if done.returncode != 0:
@@ -229,6 +230,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="fine-tuning steps when the checkpoint is trained here")
     parser.add_argument("--beam-rows", type=int, default=33, help="held-out prompts decoded with 3 beams")
     parser.add_argument("--vllm", action="store_true", help="also inference.backend=vllm in .venv-vllm")
+    parser.add_argument("--vllm-sample-rows", type=int, default=33, help="held-out prompts sampled 4 times on vLLM "
+                        "(MBR's candidates), with and without the banned-token logit bias")
     parser.add_argument("--levers", action="store_true", help="also each lever on its own (benchmarks.generate_levers)")
     parser.add_argument("--lever-rows", type=int, default=32)
     parser.add_argument("overrides", nargs="*", help="key.sub=value for the predictor")
@@ -270,7 +273,7 @@ def main() -> None:
 
 def vllm_figures(args: Any, final: Path, prompts: list[list[int]], greedy: dict[str, Any], predictor: Any) -> dict:
     """vllm_identical_share and vllm_speedup (vs the baseline) from the worker's run of the same prompts."""
-    got = vllm_run(args.work, final, args.threads, prompts)
+    got = vllm_run(args.work, final, args.threads, prompts, args.vllm_sample_rows)
     outputs = [(ids, stopped) for ids, stopped in got["outputs"]]
     vllm_text = texts(predictor, outputs)
     tokens = sum(len(ids) + stopped for ids, stopped in outputs)
@@ -278,7 +281,10 @@ def vllm_figures(args: Any, final: Path, prompts: list[list[int]], greedy: dict[
             "vllm_tokens_per_s": round(tokens / got["seconds"], 1),
             "vllm_speedup": round(tokens / got["seconds"] / greedy["baseline_tokens_per_s"], 2),
             "vllm_seconds": round(got["seconds"], 1), "vllm_load_seconds": got.get("load_seconds"),
-            "vllm_version": got.get("vllm")}
+            "vllm_version": got.get("vllm"),
+            **{f"vllm_{k}": v for k, v in got.items() if k.startswith("sample")},
+            **{f"vllm_{name}_tokens_per_s": round(got[f"{name}_tokens"] / got[f"{name}_seconds"], 1)
+               for name in ("sample", "sample_unbanned") if got.get(f"{name}_seconds")}}
 
 
 if __name__ == "__main__":

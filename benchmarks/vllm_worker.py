@@ -2,10 +2,13 @@
 
 Usage: .venv-vllm/bin/python -m benchmarks.vllm_worker JOB.json
 
-JOB.json holds ``checkpoint``, ``threads`` and ``prompts`` (token ids built by the project's predictor
-in the main environment). The prompts go through the project's own ``inference.backend=vllm`` path
-(``Predictor.from_checkpoint``, the checkpoint's settings, greedy) in this separate environment; the
-last stdout line is one JSON object with the outputs and the seconds the generation took.
+JOB.json holds ``checkpoint``, ``threads``, ``prompts`` (token ids built by the project's predictor
+in the main environment) and ``sample_rows``. The prompts go through the project's own
+``inference.backend=vllm`` path (``load_predictor``, the checkpoint's settings, greedy) in this separate
+environment. Then the first ``sample_rows`` prompts are sampled the way MBR samples its candidates
+(``inference.mbr``'s temperature and top_p, one call per candidate, 4 candidates), once with the banned
+ids of ``inference.block_scripts`` as a logit bias and once without. The last stdout line is one JSON
+object with the greedy outputs, the seconds each part took and the tokens it generated.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
 def main() -> None:
@@ -38,8 +42,27 @@ def main() -> None:
     seconds = time.perf_counter() - start
     import vllm
 
-    print(json.dumps({"outputs": outputs, "seconds": seconds, "load_seconds": round(loaded, 1),
-                      "vllm": vllm.__version__}))
+    result = {"outputs": outputs, "seconds": seconds, "load_seconds": round(loaded, 1), "vllm": vllm.__version__}
+    rows = job["prompts"][:int(job.get("sample_rows", 0))]
+    if rows:
+        result.update(sampled(predictor, rows, banned, cfg.inference.mbr, "sample"))
+        result.update(sampled(predictor, rows, [], cfg.inference.mbr, "sample_unbanned"))
+    print(json.dumps(result))
+
+
+def sampled(predictor: Any, prompts: list[list[int]], banned: list[int], mbr: Any, name: str,
+            candidates: int = 4) -> dict[str, Any]:
+    """MBR's sampled candidates: ``candidates`` calls of the prompts; seconds, tokens, stopped share."""
+    from dataclasses import replace
+
+    gen = replace(predictor.gen, do_sample=True, temperature=mbr.temperature, top_p=mbr.top_p, num_beams=1)
+    start, tokens, stopped = time.perf_counter(), 0, 0
+    for _ in range(candidates):
+        for ids, stop in predictor.backend.generate(prompts, gen, predictor.builder.stop_token_ids, banned):
+            tokens, stopped = tokens + len(ids), stopped + bool(stop)
+    return {f"{name}_seconds": round(time.perf_counter() - start, 1), f"{name}_tokens": tokens,
+            f"{name}_stopped_share": round(stopped / (candidates * len(prompts)), 3),
+            f"{name}_sequences": candidates * len(prompts)}
 
 
 if __name__ == "__main__":

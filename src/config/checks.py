@@ -37,9 +37,10 @@ def inference_problems(cfg: Config) -> list[str]:
     if len(inf.mbr.weights) != 3 or sum(inf.mbr.weights) <= 0:
         problems.append(f"config key 'inference.mbr.weights' = {list(inf.mbr.weights)}: give three non-negative "
                         "weights (ROUGE-1, ROUGE-2, ROUGE-L) with a positive sum, e.g. [1, 1, 1]")
-    if inf.mbr.num_candidates > 1 and inf.backend == "vllm":
-        problems.append("config key 'inference.mbr.num_candidates' > 1 runs on the transformers backend; set "
-                        "inference.backend=transformers or inference.mbr.num_candidates=1")
+    if inf.mbr.num_candidates > 1 and inf.mbr.from_tune > 0 and inf.backend == "vllm":
+        problems.append(f"config key 'inference.mbr.from_tune' = {inf.mbr.from_tune}: the tune stage's settings may "
+                        "use beams or n-gram blocking, which the vllm backend lacks; set inference.mbr.from_tune=0 "
+                        "(sampled candidates only) or inference.backend=transformers")
     unknown = [s for s in inf.block_scripts if s not in BLOCKABLE_SCRIPTS]
     if unknown:
         problems.append(f"config key 'inference.block_scripts' = {list(inf.block_scripts)}: unknown script(s) "

@@ -39,6 +39,7 @@ class ContinuousEngine:
     stored_vocab: Optional[Sequence[int]] = None
     check_every: int = 32
     prefill_tokens: int = 2048
+    share_prefixes: bool = True  # the prompts' shared prefix prefilled once per chunk (same ids; measured faster)
     counts: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -64,6 +65,7 @@ class ContinuousEngine:
         if gen.num_beams > 1:
             slots = max(gen.num_beams, slots - slots % gen.num_beams)
         decoder = Decoder(self.model, head, slots, width, self.pad_id, self.prefill_tokens)
+        decoder.share_prefixes = self.share_prefixes
         with torch.inference_mode():
             decoder.share_prefix(batch)
         chooser = Chooser(gen, head, self.check_every)

@@ -69,7 +69,7 @@ class Decoder:
         self.steps = 0
         self.prefix: Optional[SlotCache] = None
         self.prefix_length = 0
-        self.share_prefixes = True  # a lever measured on its own by benchmarks.generate_levers
+        self.share_prefixes = True  # off: every prompt prefilled whole (benchmarks.generate_levers)
 
     def share_prefix(self, prompts: list[list[int]]) -> None:
         """Compute once the prefix all ``prompts`` share (system prompt, instruction); prefills then start after it."""

@@ -42,30 +42,39 @@ def check_backend(cfg: Config) -> Optional[str]:
             "or set inference.backend=transformers")
 
 
-def sampling_kwargs(gen: InferenceConfig, stop_ids: list[int], seed: int,
+def sampling_kwargs(gen: InferenceConfig, stop_ids: list[int], seed: Optional[int],
                     banned: Sequence[int] = ()) -> dict[str, Any]:
     """``SamplingParams`` arguments matching the transformers settings (temperature 0 is greedy).
 
     Banned ids get a logit bias of -100 (the OpenAI API's bound), far past any real gap between
-    logits; vLLM's ``bad_words`` takes strings, and what we hold are single token ids. Not run here
-    (no vLLM on a CPU machine): the transformers engine is the tested path.
+    logits; vLLM's ``bad_words`` takes strings, and what we hold are single token ids. ``seed`` None
+    sends no per-request seed: on a CPU vLLM 0.32 crashes with one ("CPU Generator does not use
+    offset": its runner rewinds the generator of a request whose chunked prefill discarded a token),
+    so samples there come from the engine's own generator, seeded once by ``LLM(seed=...)``.
     """
     kw: dict[str, Any] = dict(n=1, max_tokens=gen.max_new_tokens, stop_token_ids=list(stop_ids),
                               repetition_penalty=gen.repetition_penalty, temperature=0.0, top_p=1.0)
     if banned:
         kw["logit_bias"] = {int(i): -100.0 for i in banned}
     if gen.do_sample:
-        kw.update(temperature=gen.temperature, top_p=gen.top_p, seed=seed)
+        kw.update(temperature=gen.temperature, top_p=gen.top_p)
+        if seed is not None:
+            kw["seed"] = seed
     return kw
 
 
 @dataclass
 class VllmEngine:
-    """``LLM.generate`` on token-id prompts, with the adapter (if any) attached to every request."""
+    """``LLM.generate`` on token-id prompts, with the adapter (if any) attached to every request.
+
+    Sampled requests on a GPU carry torch's current seed (what ``torch.manual_seed`` last set: the
+    run's seed, or each MBR candidate's), as the transformers engine draws from it; on a CPU they carry
+    none (see ``sampling_kwargs``).
+    """
 
     llm: Any
     lora: Any = None
-    seed: int = 0
+    device: str = "cuda"
     chunk_size: int = CHUNK
 
     def generate(self, batch: list[list[int]], gen: InferenceConfig, stop_ids: list[int],
@@ -73,7 +82,10 @@ class VllmEngine:
         """New ids per prompt before the first stop id, and whether a stop ended it."""
         from vllm import SamplingParams
 
-        params = SamplingParams(**sampling_kwargs(gen, stop_ids, self.seed, banned))
+        import torch
+
+        seed = None if self.device == "cpu" else int(torch.initial_seed()) % 2**63
+        params = SamplingParams(**sampling_kwargs(gen, stop_ids, seed, banned))
         outs = self.llm.generate([{"prompt_token_ids": p} for p in batch], params, lora_request=self.lora,
                                  use_tqdm=False)
         results = []
@@ -134,4 +146,4 @@ def load_vllm_engine(cfg: Config, checkpoint: Path, device: str) -> VllmEngine:
     kwargs = engine_kwargs(cfg, Path(checkpoint), adapter, device)
     log.info("vLLM engine on %s: %s%s", device, kwargs["model"], f" + adapter {checkpoint}" if adapter else "")
     lora = LoRARequest("summary-adapter", 1, str(checkpoint)) if adapter is not None else None
-    return VllmEngine(LLM(**kwargs), lora=lora, seed=cfg.seed)
+    return VllmEngine(LLM(**kwargs), lora=lora, device=device)

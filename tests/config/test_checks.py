@@ -87,6 +87,12 @@ def test_cross_key_rules_found_without_files(tmp_path: Path) -> None:
     assert len(problems) == 9
 
 
+def test_mbr_on_vllm_takes_sampled_candidates_only() -> None:
+    assert not config_problems(load_config(None, ["inference.backend=vllm", "inference.mbr.num_candidates=4"]))
+    from_tune = problems_of("inference.backend=vllm", "inference.mbr.num_candidates=4", "inference.mbr.from_tune=2")
+    assert sum("'inference.mbr.from_tune' = 2" in p and "from_tune=0" in p for p in from_tune) == 1
+
+
 def test_the_rules_pass_on_every_default() -> None:
     assert config_problems(Config()) == []
 

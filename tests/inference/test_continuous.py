@@ -57,6 +57,14 @@ def test_same_ids_as_generate(tiny_trained: dict, prompts: list[list[int]], sett
     assert 0 < sum(stopped for _, stopped in want) < len(want), "some stop, some reach the cap"
 
 
+def test_without_prefix_sharing_the_same_ids(tiny_trained: dict, prompts: list[list[int]]) -> None:
+    gen = InferenceConfig(max_new_tokens=30)
+    stops = tiny_trained["builder"].stop_token_ids
+    shared = run(continuous(tiny_trained, slots=4, output_vocab="full"), prompts, gen, stops)
+    whole = run(continuous(tiny_trained, slots=4, output_vocab="full", share_prefixes=False), prompts, gen, stops)
+    assert whole == shared == reference(tiny_trained, prompts, gen)
+
+
 def test_slots_fewer_than_prompts_refill_and_compact(tiny_trained: dict, prompts: list[list[int]]) -> None:
     gen = InferenceConfig(max_new_tokens=40)
     want = reference(tiny_trained, prompts, gen)

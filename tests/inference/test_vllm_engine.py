@@ -83,7 +83,7 @@ def test_vllm_engine_with_the_predictor(monkeypatch, tiny_trained: dict) -> None
     t = tiny_trained
     stop = t["builder"].stop_token_ids[0]
     llm = _FakeLLM(stop)
-    engine = vllm_backend.VllmEngine(llm, lora="LORA", seed=3)
+    engine = vllm_backend.VllmEngine(llm, lora="LORA")
     gen = InferenceConfig(max_new_tokens=3)
     pred = Predictor(None, t["tokenizer"], t["builder"], None, gen, "cuda", engine=engine)
     dialogues = t["dev"]["dialogue"].head(5).tolist()
@@ -101,6 +101,27 @@ def test_vllm_engine_with_the_predictor(monkeypatch, tiny_trained: dict) -> None
 def test_sampling_params_when_sampling() -> None:
     kw = vllm_backend.sampling_kwargs(InferenceConfig(do_sample=True, temperature=0.7, top_p=0.9), [2], seed=5)
     assert kw["temperature"] == 0.7 and kw["top_p"] == 0.9 and kw["seed"] == 5
+
+
+def test_no_per_request_seed_when_none() -> None:
+    kw = vllm_backend.sampling_kwargs(InferenceConfig(do_sample=True), [2], seed=None)
+    assert "seed" not in kw and kw["temperature"] == InferenceConfig().temperature
+
+
+@pytest.mark.parametrize("device, expected", [("cuda", 1234), ("cpu", None)])
+def test_sampled_requests_carry_torchs_seed_on_gpu_only(monkeypatch, device, expected) -> None:
+    """MBR seeds each sampled candidate with torch.manual_seed: on a GPU vLLM gets that seed per request;
+    on a CPU none (vLLM 0.32's CPU runner crashes on a seeded request whose chunked prefill drops a token)."""
+    import torch
+
+    fake = types.ModuleType("vllm")
+    fake.SamplingParams = lambda **kw: kw
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    llm = _FakeLLM(2)
+    engine = vllm_backend.VllmEngine(llm, device=device)
+    torch.manual_seed(1234)
+    engine.generate([[5, 6, 7]], InferenceConfig(do_sample=True, max_new_tokens=3), [2])
+    assert llm.calls[0][1].get("seed") == expected
 
 
 def test_banned_ids_become_a_logit_bias() -> None:
