@@ -1,8 +1,9 @@
 """Real quality on CPU: Gemma 3 270M zero-shot vs fine-tuned through the pipeline, on held-out Korean dev rows.
 
-Usage: python -m benchmarks.quality_cpu [--steps 40] [--decoding] [--work output/quality_cpu] [key.sub=value ...]
+Usage: python -m benchmarks.quality_cpu [--steps 40] [--seed 2026] [--no-zero-shot] [--decoding]
+                                        [--work output/quality_cpu] [key.sub=value ...]
 
-The 499 rows of ``../shared/data/dialogsum-ko/dev.csv`` are shuffled by a fixed seed into 400 training
+The 499 rows of ``../shared/data/dialogsum-ko/dev.csv`` are shuffled by ``--seed`` (2026) into 400 training
 rows (370 to fine-tune on, 30 kept apart for the generation search) and 99 held-out rows. Two runs of
 ``python -m src.main`` with ``configs/models/gemma-3-270m.yaml`` and the same prompt: the base model
 zero-shot (stages infer, evaluate; inference.checkpoint = the converted base) and LoRA fine-tuned
@@ -13,8 +14,13 @@ zero-shot (stages infer, evaluate; inference.checkpoint = the converted base) an
 search never sees): greedy (the fine-tuned run's own predictions), the best setting of a search on the
 30 tuning rows (``src.inference.tuning``: 8 settings, successive halving), and MBR over that setting's
 summary and three sampled ones (``src.evaluation.consensus``, the selection ``src.inference.mbr`` makes);
-raw_* measure the post-processing (cut_unfinished, block_scripts) on a decode without it. The last line is one JSON object: zero_shot_final,
-finetuned_final, train_tokens_per_s, minutes (and greedy_final, tuned_final, mbr_final, tokenizer).
+raw_* measure the post-processing (cut_unfinished, block_scripts) on a decode without it.
+``--no-zero-shot`` leaves the zero-shot run out (``zero_shot_final`` null). Another ``--seed`` works in its
+own folder (``output/quality_cpu-seed<N>`` unless ``--work`` is given). The last line is one JSON object:
+zero_shot_final, finetuned_final, finetuned_mecab (the same summaries on Mecab morphemes, the leaderboard's
+scorer), train_tokens_per_s, minutes, seed, recipe (the fine-tuned run's training, LoRA and prompt
+settings as its saved config holds them), and with ``--decoding`` greedy_final, tuned_final, mbr_final,
+tokenizer.
 """
 from __future__ import annotations
 
@@ -50,13 +56,13 @@ def machine() -> str:
             f"torch {torch.__version__}")
 
 
-def split(work: Path) -> Path:
+def split(work: Path, seed: int = SEED) -> Path:
     """train.csv (370), tune.csv (30), dev.csv (the 99 held-out) and a 2-row test.csv in ``work/data``."""
     import pandas as pd
 
     data = work / "data"
     data.mkdir(parents=True, exist_ok=True)
-    df = pd.read_csv(DEV, dtype=str).sample(frac=1.0, random_state=SEED).reset_index(drop=True)
+    df = pd.read_csv(DEV, dtype=str).sample(frac=1.0, random_state=seed).reset_index(drop=True)
     parts = {"train": df.iloc[:370], "tune": df.iloc[370:400], "dev": df.iloc[400:]}
     for name, part in parts.items():
         part.to_csv(data / f"{name}.csv", index=False)
@@ -185,32 +191,70 @@ def decoding(work: Path, checkpoint: Path, overrides: list[str]) -> dict[str, An
             "mbr_candidates": len(samples) + 1}
 
 
+RECIPE_KEYS = {"training": ("max_steps", "num_train_epochs", "learning_rate", "lr_scheduler_type", "warmup_fraction",
+                             "per_device_train_batch_size", "gradient_accumulation_steps", "neftune_noise_alpha",
+                             "padding_free", "label_logits_only"),
+               "lora": ("r", "alpha", "dropout", "target_modules", "use_rslora", "use_dora"),
+               "prompt": ("num_fewshot", "use_chat_template", "max_prompt_tokens", "instruction")}
+
+
+def recipe(work: Path, run: str) -> dict[str, Any]:
+    """The run's training, LoRA and prompt settings, as its saved config holds them (what it really trained with)."""
+    import yaml
+
+    saved = yaml.safe_load((work / "output" / run / "config.yaml").read_text(encoding="utf-8"))
+    sections = {"training": saved["training"], "lora": saved["training"]["lora"], "prompt": saved["prompt"]}
+    return {f"{part}.{key}": sections[part].get(key) for part, keys in RECIPE_KEYS.items() for key in keys}
+
+
+def mecab_final(predictions: Path, references: Path) -> float:
+    """Summaries scored on Mecab morphemes (the leaderboard's scorer)."""
+    from src.evaluation import evaluate_files
+
+    return round(evaluate_files(predictions, references, tokenizer="mecab")["final"], 2)
+
+
+def scored_files(work: Path, run: str) -> tuple[Path, Path]:
+    """A run's held-out predictions and the references its evaluate stage scored them against."""
+    folder = work / "output" / run
+    return folder / "dev_predictions.csv", Path(json.loads((folder / "metrics.json").read_text(
+        encoding="utf-8"))["references"])
+
+
 def main() -> None:
     """Run the benchmark and print its JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40, help="optimizer steps of 4 examples")
-    parser.add_argument("--work", type=Path, default=REPO_ROOT / "output" / "quality_cpu")
+    parser.add_argument("--seed", type=int, default=SEED, help="seed of the 370/30/99 split")
+    parser.add_argument("--no-zero-shot", action="store_true", help="skip the zero-shot run")
+    parser.add_argument("--work", type=Path, default=None, help="work folder (default output/quality_cpu, "
+                        "output/quality_cpu-seed<N> for another --seed)")
     parser.add_argument("--decoding", action="store_true", help="also greedy vs tuned vs tuned + MBR")
     parser.add_argument("overrides", nargs="*", help="extra key.sub=value for both runs")
     args = parser.parse_args()
+    if args.work is None:
+        args.work = REPO_ROOT / "output" / ("quality_cpu" if args.seed == SEED else f"quality_cpu-seed{args.seed}")
     start = time.perf_counter()
-    data = split(args.work)
+    data = split(args.work, args.seed)
     from src.models.embedded import resolve_embedded
 
     base = resolve_embedded("gemma-3-270m", REPO_ROOT / "model")  # converted once here if it is not yet
     common = ["--skip-augmentation", "--skip-merge", "--skip-tune", *args.overrides]
     cap = length_cap(data)
-    zero = pipeline(args.work, "zero-shot", ["--stages", "infer,evaluate", f"inference.checkpoint={base}",
-                                             f"inference.max_new_tokens={cap}", *args.overrides])
+    zero = None if args.no_zero_shot else pipeline(
+        args.work, "zero-shot", ["--stages", "infer,evaluate", f"inference.checkpoint={base}",
+                                 f"inference.max_new_tokens={cap}", *args.overrides])
     tuned = pipeline(args.work, "finetuned", [*common, f"training.max_steps={args.steps}",
                                               "training.save_steps=1000", "training.eval_steps=1000"])
     result: dict[str, Any] = {
-        "zero_shot_final": round(zero["stages"]["evaluate"]["metrics"]["final"], 2),
+        "zero_shot_final": round(zero["stages"]["evaluate"]["metrics"]["final"], 2) if zero else None,
         "finetuned_final": round(tuned["stages"]["evaluate"]["metrics"]["final"], 2),
+        "finetuned_mecab": mecab_final(*scored_files(args.work, "finetuned")), "seed": args.seed,
+        "recipe": recipe(args.work, "finetuned"),
         "held_out_rows": tuned["stages"]["evaluate"]["metrics"]["n"], "train_rows": 370, "steps": args.steps,
         "train_seconds": tuned["stages"]["train"]["seconds"], "train_tokens_per_s": round(
             train_tokens_per_s(args.work, "finetuned"), 1),
-        "zero_shot_infer_seconds": zero["stages"]["infer"]["seconds"],
+        "zero_shot_infer_seconds": zero["stages"]["infer"]["seconds"] if zero else None,
         "finetuned_infer_seconds": tuned["stages"]["infer"]["seconds"], "max_new_tokens": cap, "scorer": "kiwi",
         "data": str(data)}
     if args.decoding:

@@ -33,7 +33,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: run again as th
     os.chdir(Path(__file__).resolve().parents[1])
     os.execv(sys.executable, [sys.executable, "-m", "benchmarks.rl_cpu", *sys.argv[1:]])
 
-from benchmarks.quality_cpu import PRESET, pipeline, split  # noqa: E402
+from benchmarks.quality_cpu import PRESET, mecab_final, pipeline, scored_files, split  # noqa: E402
 from src.config import REPO_ROOT  # noqa: E402
 
 SFT_RUN = "finetuned"  # the quality benchmark's fine-tuned run
@@ -105,16 +105,8 @@ def scored(work: Path) -> tuple[Path, Path, set[str]]:
     """The RL run's dev predictions, the references its evaluate stage scored them against, and their fnames."""
     import pandas as pd
 
-    predictions = work / "output" / RL_RUN / "dev_predictions.csv"
-    references = Path(json.loads((work / "output" / RL_RUN / "metrics.json").read_text(encoding="utf-8"))["references"])
+    predictions, references = scored_files(work, RL_RUN)
     return predictions, references, set(pd.read_csv(predictions, dtype=str)["fname"])
-
-
-def mecab_final(predictions: Path, references: Path) -> float:
-    """The RL summaries scored on Mecab morphemes (the leaderboard's scorer)."""
-    from src.evaluation import evaluate_files
-
-    return round(evaluate_files(predictions, references, tokenizer="mecab")["final"], 2)
 
 
 def main() -> None:
