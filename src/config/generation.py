@@ -65,6 +65,8 @@ class InferenceConfig:
                                              gt=0, le=1)
     vllm_cpu_kv_cache_gb: int = opt(2, "vllm on a CPU: GiB of RAM for its KV cache (VLLM_CPU_KVCACHE_SPACE; a share "
                                        "of RAM as on a GPU would take most of the machine)", ge=1)
+    vllm_tensor_parallel_size: int = opt(1, "vllm on GPUs: how many GPUs one model is split across "
+                                            "(tensor_parallel_size)", ge=1)
     empty_fallback: str = opt("first_turn", "what replaces an empty output", ("first_turn", "placeholder"))
     cut_unfinished: bool = opt(True, "drop a last sentence without a full stop after complete ones (the length cap "
                                      "cut it; every reference ends its sentences with '.')")

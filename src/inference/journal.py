@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 # batch size, slots and token budgets do not change greedy outputs (tests/inference/test_predictor.py, test_continuous.py)
 _NOT_DECIDING = ("batch_size", "max_batch_tokens", "checkpoint", "predict_dev", "vllm_gpu_memory_utilization",
-                 "vllm_cpu_kv_cache_gb", "slots", "prefill_tokens", "vocab_check_every")
+                 "vllm_cpu_kv_cache_gb", "vllm_tensor_parallel_size", "slots", "prefill_tokens", "vocab_check_every")
 
 
 def prediction_key(cfg: Config, checkpoint: Path, split_file: Path, pool_file: Optional[Path],

@@ -111,7 +111,8 @@ def engine_kwargs(cfg: Config, checkpoint: Path, adapter: Optional[dict[str, Any
                               trust_remote_code=cfg.model.trust_remote_code,
                               max_model_len=cfg.prompt.max_prompt_tokens + new_token_cap(cfg.inference))
     if device == "cuda":
-        kw["gpu_memory_utilization"] = cfg.inference.vllm_gpu_memory_utilization
+        kw.update(gpu_memory_utilization=cfg.inference.vllm_gpu_memory_utilization,
+                  tensor_parallel_size=cfg.inference.vllm_tensor_parallel_size)
     if adapter is not None:
         rank = int(adapter.get("r") or 16)
         kw.update(enable_lora=True, max_loras=1, max_lora_rank=next((r for r in LORA_RANKS if r >= rank), rank))

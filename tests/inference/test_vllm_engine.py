@@ -52,10 +52,12 @@ def test_engine_arguments_for_an_adapter(tmp_path) -> None:
 
 
 def test_engine_arguments_on_a_gpu_and_the_cpu_environment(tmp_path) -> None:
-    cfg = tiny_config(backend="vllm", vllm_gpu_memory_utilization=0.8, vllm_cpu_kv_cache_gb=3)
+    cfg = tiny_config(backend="vllm", vllm_gpu_memory_utilization=0.8, vllm_cpu_kv_cache_gb=3,
+                      vllm_tensor_parallel_size=2)
     cfg = replace(cfg, training=replace(cfg.training, compute_dtype="auto"))
     kw = vllm_backend.engine_kwargs(cfg, tmp_path, None, "cuda")
-    assert kw["gpu_memory_utilization"] == 0.8
+    assert kw["gpu_memory_utilization"] == 0.8 and kw["tensor_parallel_size"] == 2
+    assert "tensor_parallel_size" not in vllm_backend.engine_kwargs(cfg, tmp_path, None, "cpu")
     assert vllm_backend.engine_kwargs(cfg, tmp_path, None, "cpu")["dtype"] == "float32"
     assert vllm_backend.cpu_environment(cfg, 2) == {"VLLM_CPU_KVCACHE_SPACE": "3", "VLLM_CPU_OMP_THREADS_BIND": "0-1"}
     assert vllm_backend.cpu_environment(cfg, 1)["VLLM_CPU_OMP_THREADS_BIND"] == "0"
