@@ -210,12 +210,14 @@ def vllm_run(work: Path, final: Path, threads: int, prompts: list[list[int]], sa
     job = work / "vllm_job.json"
     job.write_text(json.dumps({"checkpoint": str(final), "threads": threads, "prompts": prompts,
                                 "sample_rows": sample_rows}), encoding="utf-8")
-    done = subprocess.run([str(VLLM_PYTHON), "-m", "benchmarks.vllm_worker", str(job)], cwd=REPO_ROOT, text=True,
+    out = work / "vllm_result.json"
+    out.unlink(missing_ok=True)
+    done = subprocess.run([str(VLLM_PYTHON), "-m", "benchmarks.vllm_worker", str(job), str(out)], cwd=REPO_ROOT, text=True,
                           capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    if done.returncode != 0:
+    if done.returncode != 0 or not out.is_file():
         sys.stderr.write(done.stderr[-4000:])
         raise SystemExit(f"vllm worker failed (exit {done.returncode})")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(out.read_text(encoding="utf-8"))
 
 
 def main() -> None:
@@ -228,7 +230,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=REPO_ROOT / "output" / "quality_cpu")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--steps", type=int, default=40, help="fine-tuning steps when the checkpoint is trained here")
-    parser.add_argument("--beam-rows", type=int, default=33, help="held-out prompts decoded with 3 beams")
+    parser.add_argument("--beam-rows", type=int, default=33, help="held-out prompts decoded with 3 beams (0: none)")
     parser.add_argument("--vllm", action="store_true", help="also inference.backend=vllm in .venv-vllm")
     parser.add_argument("--vllm-sample-rows", type=int, default=33, help="held-out prompts sampled 4 times on vLLM "
                         "(MBR's candidates), with and without the banned-token logit bias")
@@ -245,13 +247,13 @@ def main() -> None:
     banned = blocked_token_ids(predictor.tokenizer, predictor.gen.block_scripts)
     machine = {**cpu_line(), **peaks()}
     greedy = compare(predictor, prompts, refs, predictor.gen, banned)
-    beam_gen = replace(predictor.gen, num_beams=3)
-    beams = compare(predictor, prompts[:args.beam_rows], refs[:args.beam_rows], beam_gen, banned)
     result: dict[str, Any] = {k: v for k, v in greedy.items() if not k.startswith("_")}
-    result.update({"beam3_speedup": beams["speedup"], "beam3_baseline_tokens_per_s": beams["baseline_tokens_per_s"],
-                   "beam3_tokens_per_s": beams["tokens_per_s"], "beam3_identical_share": beams["identical_share"],
-                   "beam3_baseline_final": beams["baseline_final"], "beam3_final": beams["final"],
-                   "beam3_rows": beams["rows"], "engine": type(predictor.backend).__name__,
+    if args.beam_rows:  # 0: greedy only
+        beams = compare(predictor, prompts[:args.beam_rows], refs[:args.beam_rows], replace(predictor.gen, num_beams=3),
+                        banned)
+        result.update({f"beam3_{k}": beams[k] for k in ("speedup", "baseline_tokens_per_s", "tokens_per_s",
+                                                        "identical_share", "baseline_final", "final", "rows")})
+    result.update({"engine": type(predictor.backend).__name__,
                    "kept_vocab": predictor.backend.counts.get("kept_vocab"),
                    "vocab_checks": predictor.backend.counts.get("vocab_checks"),
                    "vocab_escapes": predictor.backend.counts.get("vocab_escapes"),
@@ -259,6 +261,7 @@ def main() -> None:
                    "slots": predictor.gen.slots, **machine})
     result["bound_tokens_per_s"] = round(bound(prompts, greedy["_outputs"], predictor.model, machine["sgemm_gflops"]), 1)
     result["ratio_to_bound"] = round(result["tokens_per_s"] / result["bound_tokens_per_s"], 3)
+    (args.work / "generate_cpu_partial.json").write_text(json.dumps(result), encoding="utf-8")  # kept if vLLM fails
     if args.vllm:
         result.update(vllm_figures(args, final, prompts, greedy, predictor))
     if args.levers:

@@ -1,14 +1,14 @@
 """The vLLM half of ``python -m benchmarks.generate_cpu --vllm``, run by ``.venv-vllm/bin/python``.
 
-Usage: .venv-vllm/bin/python -m benchmarks.vllm_worker JOB.json
+Usage: .venv-vllm/bin/python -m benchmarks.vllm_worker JOB.json OUT.json
 
 JOB.json holds ``checkpoint``, ``threads``, ``prompts`` (token ids built by the project's predictor
 in the main environment) and ``sample_rows``. The prompts go through the project's own
 ``inference.backend=vllm`` path (``load_predictor``, the checkpoint's settings, greedy) in this separate
 environment. Then the first ``sample_rows`` prompts are sampled the way MBR samples its candidates
 (``inference.mbr``'s temperature and top_p, one call per candidate, 4 candidates), once with the banned
-ids of ``inference.block_scripts`` as a logit bias and once without. The last stdout line is one JSON
-object with the greedy outputs, the seconds each part took and the tokens it generated.
+ids of ``inference.block_scripts`` as a logit bias and once without. OUT.json gets one JSON object with
+the greedy outputs, the seconds each part took and the tokens it generated (a file: vLLM logs to stdout).
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def main() -> None:
     if rows:
         result.update(sampled(predictor, rows, banned, cfg.inference.mbr, "sample"))
         result.update(sampled(predictor, rows, [], cfg.inference.mbr, "sample_unbanned"))
-    print(json.dumps(result))
+    Path(sys.argv[2]).write_text(json.dumps(result), encoding="utf-8")
 
 
 def sampled(predictor: Any, prompts: list[list[int]], banned: list[int], mbr: Any, name: str,
