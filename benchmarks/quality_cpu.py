@@ -200,11 +200,12 @@ RECIPE_KEYS = {"training": ("max_steps", "num_train_epochs", "learning_rate", "l
 
 def recipe(work: Path, run: str) -> dict[str, Any]:
     """The run's training, LoRA and prompt settings, as its saved config holds them (what it really trained with)."""
-    import yaml
+    from src.config import load_config
+    from src.run import SAVED_CONFIG
 
-    saved = yaml.safe_load((work / "output" / run / "config.yaml").read_text(encoding="utf-8"))
-    sections = {"training": saved["training"], "lora": saved["training"]["lora"], "prompt": saved["prompt"]}
-    return {f"{part}.{key}": sections[part].get(key) for part, keys in RECIPE_KEYS.items() for key in keys}
+    cfg = load_config(work / "output" / run / SAVED_CONFIG, [])
+    sections = {"training": cfg.training, "lora": cfg.training.lora, "prompt": cfg.prompt}
+    return {f"{part}.{key}": getattr(sections[part], key) for part, keys in RECIPE_KEYS.items() for key in keys}
 
 
 def mecab_final(predictions: Path, references: Path) -> float:

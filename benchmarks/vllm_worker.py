@@ -20,7 +20,7 @@ from typing import Any
 
 
 def main() -> None:
-    """Load the checkpoint on the vLLM backend, generate the job's prompts greedily, print the JSON line."""
+    """Load the checkpoint on the vLLM backend, generate the job's prompts greedily (then sampled), write OUT.json."""
     import torch
 
     from benchmarks.quality_cpu import PRESET
@@ -45,19 +45,24 @@ def main() -> None:
     result = {"outputs": outputs, "seconds": seconds, "load_seconds": round(loaded, 1), "vllm": vllm.__version__}
     rows = job["prompts"][:int(job.get("sample_rows", 0))]
     if rows:
-        result.update(sampled(predictor, rows, banned, cfg.inference.mbr, "sample"))
-        result.update(sampled(predictor, rows, [], cfg.inference.mbr, "sample_unbanned"))
+        result.update(sampled(predictor, cfg, rows, banned, "sample"))
+        result.update(sampled(predictor, cfg, rows, [], "sample_unbanned"))
     Path(sys.argv[2]).write_text(json.dumps(result), encoding="utf-8")
 
 
-def sampled(predictor: Any, prompts: list[list[int]], banned: list[int], mbr: Any, name: str,
+def sampled(predictor: Any, cfg: Any, prompts: list[list[int]], banned: list[int], name: str,
             candidates: int = 4) -> dict[str, Any]:
-    """MBR's sampled candidates: ``candidates`` calls of the prompts; seconds, tokens, stopped share."""
+    """MBR's sampled candidates (``src.inference.mbr.candidate_runs``' settings), one call each; seconds, tokens,
+    stopped share."""
     from dataclasses import replace
 
-    gen = replace(predictor.gen, do_sample=True, temperature=mbr.temperature, top_p=mbr.top_p, num_beams=1)
+    from src.inference.mbr import candidate_runs
+
+    mbr = replace(cfg.inference.mbr, num_candidates=candidates + 1, from_tune=0)
+    runs = candidate_runs(replace(cfg, inference=replace(cfg.inference, mbr=mbr)), None)[1:]  # [0]: the main decode
     start, tokens, stopped = time.perf_counter(), 0, 0
-    for _ in range(candidates):
+    for run in runs:
+        gen = replace(predictor.gen, **{k: v for k, v in run.items() if k != "seed"})  # no per-request seed on a CPU
         for ids, stop in predictor.backend.generate(prompts, gen, predictor.builder.stop_token_ids, banned):
             tokens, stopped = tokens + len(ids), stopped + bool(stop)
     return {f"{name}_seconds": round(time.perf_counter() - start, 1), f"{name}_tokens": tokens,

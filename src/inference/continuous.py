@@ -64,8 +64,7 @@ class ContinuousEngine:
         slots = min(self.slots, len(batch) * gen.num_beams)
         if gen.num_beams > 1:
             slots = max(gen.num_beams, slots - slots % gen.num_beams)
-        decoder = Decoder(self.model, head, slots, width, self.pad_id, self.prefill_tokens)
-        decoder.share_prefixes = self.share_prefixes
+        decoder = Decoder(self.model, head, slots, width, self.pad_id, self.prefill_tokens, self.share_prefixes)
         with torch.inference_mode():
             decoder.share_prefix(batch)
         chooser = Chooser(gen, head, self.check_every)

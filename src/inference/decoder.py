@@ -55,7 +55,8 @@ def take_group(prompts: list[list[int]], waiting: deque, limit: int, budget: int
 class Decoder:
     """One model, one slot cache and one head: prefill into slots, one decode step over the first rows."""
 
-    def __init__(self, model: Any, head: Head, slots: int, capacity: int, pad_id: int, prefill_tokens: int) -> None:
+    def __init__(self, model: Any, head: Head, slots: int, capacity: int, pad_id: int, prefill_tokens: int,
+                 share_prefixes: bool = True) -> None:
         import torch
 
         self.model, self.head, self.pad_id, self.prefill_tokens = model, head, pad_id, prefill_tokens
@@ -69,7 +70,7 @@ class Decoder:
         self.steps = 0
         self.prefix: Optional[SlotCache] = None
         self.prefix_length = 0
-        self.share_prefixes = True  # off: every prompt prefilled whole (benchmarks.generate_levers)
+        self.share_prefixes = share_prefixes  # off: every prompt prefilled whole (benchmarks.generate_levers)
 
     def share_prefix(self, prompts: list[list[int]]) -> None:
         """Compute once the prefix all ``prompts`` share (system prompt, instruction); prefills then start after it."""
