@@ -52,7 +52,7 @@ def transformers_levers(predictor: Any) -> dict[str, Callable[[], Any]]:
     model, tok, pad = predictor.model, predictor.tokenizer, predictor.tokenizer.pad_token_id
     stored = getattr(predictor.backend, "stored_vocab", None)
     compiled = CompileConfig(fullgraph=False, dynamic=None)
-    compiled._compile_all_devices = True  # transformers compiles on accelerators only unless told
+    compiled._compile_all_devices = True  # type: ignore[assignment]  # transformers compiles on accelerators only unless told
 
     return {
         "transformers": lambda: (TransformersEngine(model, pad, "cpu"), None),

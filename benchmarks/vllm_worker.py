@@ -16,7 +16,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 
 def main() -> None:
@@ -50,7 +50,7 @@ def main() -> None:
     Path(sys.argv[2]).write_text(json.dumps(result), encoding="utf-8")
 
 
-def sampled(predictor: Any, cfg: Any, prompts: list[list[int]], banned: list[int], name: str,
+def sampled(predictor: Any, cfg: Any, prompts: list[list[int]], banned: Sequence[int], name: str,
             candidates: int = 4) -> dict[str, Any]:
     """MBR's sampled candidates (``src.inference.mbr.candidate_runs``' settings), one call each; seconds, tokens,
     stopped share."""
