@@ -1,7 +1,7 @@
 """Gemma 3 270M (``model.name=gemma-3-270m``) on CPU: training speed, generation speed, prompt format.
 
 Usage:
-  python -m benchmarks.gemma_cpu train    [--variants base,full_logits,eager,bf16,threads1] [--steps 8]
+  python -m benchmarks.gemma_cpu train    [--variants base,full_logits,eager,bf16,no_dropout,bf16_no_dropout,threads1] [--steps 8]
   python -m benchmarks.gemma_cpu generate [--threads-list 1,2] [--dialogues 8] [--max-new-tokens 48]
   python -m benchmarks.gemma_cpu format   [--eval-rows 30] [--train-steps 40] [key.sub=value ...]
   python -m benchmarks.gemma_cpu sweep    --grid learning_rate=1e-4,3e-4,1e-3 [--train-steps 40]
@@ -48,6 +48,8 @@ VARIANTS = {  # name -> config overrides on top of the preset
     "eager": ["model.attn_implementation=eager"],
     "sdpa": ["model.attn_implementation=sdpa"],
     "bf16": ["training.compute_dtype=bfloat16"],
+    "no_dropout": ["training.lora.dropout=0"],
+    "bf16_no_dropout": ["training.compute_dtype=bfloat16", "training.lora.dropout=0"],
     "threads1": [],
     "threads2": [],
 }
@@ -110,7 +112,7 @@ def trainer_for(cfg: Any, model_path: str, tok: Any, rows: list[dict], out: Path
 
 def encode(cfg: Any, builder: Any, df: Any) -> list[dict]:
     """Training rows (prompt + summary ids, labels masked on the prompt) for ``df``."""
-    from src.data.prompt import ShotSelector
+    from src.prompting.fewshot import ShotSelector
     from src.train.sft import encode_frame
 
     return encode_frame(builder, ShotSelector(df, cfg.prompt, cfg.seed), df, cfg, False).rows
@@ -128,6 +130,7 @@ class Setup:
     optimizer: Any
     threads: int
     first_loss: float = 0.0
+    after_loss: float = 0.0  # the same example's loss after the timed steps
     seconds: list[float] = dataclasses.field(default_factory=list)
     tokens: list[int] = dataclasses.field(default_factory=list)
 
@@ -195,16 +198,21 @@ def run_train(args: argparse.Namespace) -> None:
                 s.tokens.append(int(s.batches[i]["input_ids"].numel()))
             print(f"step {i + 1}/{args.steps}: " + ", ".join(f"{n} {setups[n].seconds[-1]:.2f} s" for n in names)
                   + f" ({s.tokens[-1]} tokens; load average {os.getloadavg()[0]:.2f})", flush=True)
+        for name, s in setups.items():
+            torch.set_num_threads(s.threads)
+            s.after_loss = first_loss(s)
     for name, s in setups.items():
         per_step = statistics.median(s.seconds)
         print(f"{name}: {s.threads} thread(s), median {per_step:.2f} s/step (min {min(s.seconds):.2f}, max "
               f"{max(s.seconds):.2f}) over {len(s.seconds)} steps, {sum(s.tokens) / sum(s.seconds):.0f} tokens/s "
-              f"(mean {statistics.mean(s.tokens):.0f} tokens/example), first-example loss {s.first_loss:.6f}")
+              f"(mean {statistics.mean(s.tokens):.0f} tokens/example), first-example loss {s.first_loss:.6f}, "
+              f"after the steps {s.after_loss:.6f}")
     ref = setups[names[0]]
     for name, s in list(setups.items())[1:]:
         paired = [a / b for a, b in zip(s.seconds, ref.seconds)]  # same example, adjacent in time
         print(f"{name} / {names[0]} step time: median {statistics.median(paired):.2f}x (steps {min(paired):.2f}-"
-              f"{max(paired):.2f}); first-example loss difference {abs(s.first_loss - ref.first_loss):.2e}")
+              f"{max(paired):.2f}); first-example loss difference {abs(s.first_loss - ref.first_loss):.2e}, "
+              f"after the steps {abs(s.after_loss - ref.after_loss):.2e}")
 
 
 # ---------------------------------------------------------------- generation speed

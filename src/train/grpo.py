@@ -78,7 +78,8 @@ def callbacks(cfg: Config, job: RlJob) -> list[Any]:
     from src.train.checkpoints import CheckpointRecord
     from src.train.progress import RL_SHOWN, FiniteLoss, TrainingLog, write_rl_curves
 
-    return [CheckpointRecord(job.parts), TrainingLog(job.report_dir, "rl", RL_SHOWN, write_rl_curves, history=True),
+    return [CheckpointRecord(job.parts), TrainingLog(job.report_dir, "rl", RL_SHOWN, write_rl_curves, history=True,
+                                                       live=True),
             FiniteLoss(cfg.rl.learning_rate, key="rl.learning_rate")]
 
 

@@ -1,10 +1,12 @@
 """What a training run reports while it runs: loss lines in the log, a loss curve, and a stop on a broken loss.
 
 ``TrainingLog`` turns the Trainer's log records into one ``pipeline.log`` line each (loss, learning
-rate, gradient norm; eval loss and ROUGE at evaluations) and, when training ends, writes
-``train_log.csv`` (every logged value) and ``train_curves.png`` into the run folder; the rl stage's
-GRPO run logs reward, KL and completion length the same way into ``rl_log.csv`` and ``rl_curves.png``
-(every step since the first, a resumed run included: TRL's log history). ``FiniteLoss``
+rate, gradient norm; eval loss and ROUGE at evaluations) and writes ``train_log.csv`` (every logged
+value) and ``train_curves.png`` into the run folder at every checkpoint and when training ends, so a
+killed run keeps its curve up to its last checkpoint; the rl stage's GRPO run logs reward, KL and
+completion length the same way into ``rl_log.csv`` and ``rl_curves.png`` (every step since the first,
+a resumed run included: TRL's log history), rewritten after every logged step (``live``: a GRPO step
+takes minutes on a CPU, and a stopped run is read from its curve). ``FiniteLoss``
 stops training at the first logged loss that is NaN or infinite, with one line saying what to change,
 so a diverged run never reaches inference (whose fallbacks would hide it).
 """
@@ -47,15 +49,17 @@ class FiniteLoss(TrainerCallback):
 
 
 class TrainingLog(TrainerCallback):
-    """Loss lines in the pipeline log; ``train_log.csv`` and ``train_curves.png`` in ``report_dir`` at the end.
+    """Loss lines in the pipeline log; ``train_log.csv`` and ``train_curves.png`` in ``report_dir`` at every
+    checkpoint and at the end (``live``: after every logged step too).
 
     ``name``, ``shown`` and ``write`` make the rl stage's lines and files; ``history`` writes the trainer's
     whole log history (earlier runs of a resumed training too) instead of what this process logged.
     """
 
     def __init__(self, report_dir: Optional[Path], name: str = "train", shown: Shown = SHOWN,
-                 write: Optional[Callable[[list[dict[str, Any]], Path], None]] = None, history: bool = False) -> None:
-        self.report_dir, self.name, self.shown, self.history = report_dir, name, shown, history
+                 write: Optional[Callable[[list[dict[str, Any]], Path], None]] = None, history: bool = False,
+                 live: bool = False) -> None:
+        self.report_dir, self.name, self.shown, self.history, self.live = report_dir, name, shown, history, live
         self.write = write or write_curves
         self.rows: list[dict[str, Any]] = []
 
@@ -70,9 +74,19 @@ class TrainingLog(TrainerCallback):
         shown = [f"{label} {fmt.format(logs[key])}" for key, label, fmt in self.shown if key in values]
         if shown:
             log.info("%s step %d/%d: %s", self.name, state.global_step, state.max_steps, ", ".join(shown))
+        if self.live and values:
+            self.flush(state)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """The files as far as the checkpoint just written (what a resumed run continues from)."""
+        self.flush(state)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Write the logged values and the curves."""
+        self.flush(state)
+
+    def flush(self, state: Any) -> None:
+        """(Re)write the log file and the curves from what is logged so far."""
         rows = [{k: v for k, v in e.items() if isinstance(v, (int, float))} for e in state.log_history] \
             if self.history else self.rows
         if self.report_dir is None or not rows or not state.is_world_process_zero:

@@ -34,3 +34,17 @@ def test_loss_lines_and_curves(tmp_path: Path, caplog) -> None:
     assert "train step 5/10: eval_loss 0.9000" in caplog.text
     assert (tmp_path / "train_curves.png").stat().st_size > 1000
     assert (tmp_path / "train_log.csv").read_text().splitlines()[0].startswith("step,epoch")
+
+
+def test_a_live_log_is_on_disk_after_every_step_and_a_checkpoint_writes_the_rest(tmp_path: Path) -> None:
+    live, saved = tmp_path / "live", tmp_path / "saved"
+    live.mkdir(), saved.mkdir()
+    every = TrainingLog(live, live=True)
+    every.on_log(None, state(1), None, logs={"loss": 2.0})
+    assert (live / "train_log.csv").read_text().splitlines()[1].startswith("1,")  # a stopped run keeps its curve
+    at_checkpoints = TrainingLog(saved)
+    for step in (1, 2):
+        at_checkpoints.on_log(None, state(step), None, logs={"loss": 2.0 / step})
+    assert not (saved / "train_log.csv").exists()
+    at_checkpoints.on_save(None, state(2), None)
+    assert len((saved / "train_log.csv").read_text().splitlines()) == 3 and (saved / "train_curves.png").is_file()
