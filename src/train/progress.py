@@ -62,6 +62,7 @@ class TrainingLog(TrainerCallback):
         self.report_dir, self.name, self.shown, self.history, self.live = report_dir, name, shown, history, live
         self.write = write or write_curves
         self.rows: list[dict[str, Any]] = []
+        self.written = 0  # rows in the files on disk: a checkpoint or the end right after a live write adds none
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Optional[dict] = None, **kwargs: Any) -> None:
         """One line per logged step (the main process only)."""
@@ -89,9 +90,10 @@ class TrainingLog(TrainerCallback):
         """(Re)write the log file and the curves from what is logged so far."""
         rows = [{k: v for k, v in e.items() if isinstance(v, (int, float))} for e in state.log_history] \
             if self.history else self.rows
-        if self.report_dir is None or not rows or not state.is_world_process_zero:
+        if self.report_dir is None or len(rows) == self.written or not state.is_world_process_zero:
             return
         self.write(rows, Path(self.report_dir))
+        self.written = len(rows)
 
 
 def write_curves(rows: list[dict[str, Any]], folder: Path) -> None:

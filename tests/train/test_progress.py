@@ -48,3 +48,13 @@ def test_a_live_log_is_on_disk_after_every_step_and_a_checkpoint_writes_the_rest
     assert not (saved / "train_log.csv").exists()
     at_checkpoints.on_save(None, state(2), None)
     assert len((saved / "train_log.csv").read_text().splitlines()) == 3 and (saved / "train_curves.png").is_file()
+
+
+def test_nothing_new_since_the_last_write_renders_nothing_again(tmp_path: Path) -> None:
+    writes = []
+    cb = TrainingLog(tmp_path, live=True, write=lambda rows, folder: writes.append(len(rows)))
+    cb.on_log(None, state(1), None, logs={"loss": 2.0})
+    cb.on_save(None, state(1), None)  # the checkpoint of the step just written
+    cb.on_log(None, state(1), None, logs={"train_runtime": 9.0})
+    cb.on_train_end(None, state(1), None)
+    assert writes == [1, 2]
