@@ -33,7 +33,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: run again as th
     os.chdir(Path(__file__).resolve().parents[1])
     os.execv(sys.executable, [sys.executable, "-m", "benchmarks.rl_cpu", *sys.argv[1:]])
 
-from benchmarks.quality_cpu import PRESET, mecab_final, pipeline, scored_files, split  # noqa: E402
+from benchmarks.quality_cpu import PRESET, pipeline, rouge_parts, scored_files, split  # noqa: E402
 from src.config import REPO_ROOT  # noqa: E402
 
 SFT_RUN = "finetuned"  # the quality benchmark's fine-tuned run
@@ -136,7 +136,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "sft_final": round(sft["stages"]["evaluate"]["metrics"]["final"], 2),
         "rl_final": round(rl["stages"]["evaluate"]["metrics"]["final"], 2),
-        "rl_mecab": mecab_final(predictions, references),
+        "rl_mecab": rouge_parts(predictions, references, "mecab")["final"],
         "reward_start": stage.get("reward_start"), "reward_end": stage.get("reward_end"),
         "rouge_start": stage.get("rouge_start"), "rouge_end": stage.get("rouge_end"), "kl_end": stage.get("kl_end"),
         "mean_words_sft": mean_words(args.sft_work / "output" / SFT_RUN / "dev_predictions.csv", fnames),

@@ -278,6 +278,9 @@ class TrainingConfig:
                           ge=0)
     save_steps: int = opt(200, "checkpoint every N steps", ge=1)
     save_total_limit: int = opt(3, "keep at most N checkpoints", ge=1)
+    eval_file: str = opt("", "CSV (fname,dialogue,summary) the training-time eval reads (eval loss, ROUGE callback, "
+                              "best checkpoint) instead of the dev split, relative to paths.data_dir; a benchmark "
+                              "keeps its held-out dev rows away from checkpoint choice with it (empty: the dev split)")
     eval_rouge_samples: int = opt(0, "generate N dev summaries at each eval and compute ROUGE (0: off)", ge=0)
     metric_for_best_model: str = opt("auto", "best checkpoint by: auto (rouge_final when eval_rouge_samples > 0, "
                                      "else eval_loss)", ("auto", "eval_loss", "rouge_final", "rouge1", "rouge2", "rougeL"))

@@ -5,7 +5,7 @@ import logging
 from pathlib import Path
 from typing import Any, Optional
 
-from src.config import Config, resolve_path
+from src.config import Config, resolve_input, resolve_path
 from src.context import RunContext, present
 
 log = logging.getLogger(__name__)
@@ -34,8 +34,12 @@ def fallback(ctx: RunContext) -> dict[str, Optional[Path]]:
 
 
 def inputs(ctx: RunContext) -> dict[str, Optional[Path]]:
-    """The merged training set and the dev set (eval loss / ROUGE during training)."""
-    return {"train": ctx.upstream("merge", "train"), "dev": ctx.upstream("preprocess", "dev")}
+    """The merged training set and the rows of the training-time eval (loss, ROUGE callback, best checkpoint):
+    ``training.eval_file`` when set, else the dev split."""
+    eval_file = ctx.cfg.training.eval_file
+    dev = (resolve_path(eval_file, resolve_input(ctx.cfg.paths.data_dir)) if eval_file
+           else ctx.upstream("preprocess", "dev"))
+    return {"train": ctx.upstream("merge", "train"), "dev": dev}
 
 
 def config_parts(cfg: Config) -> dict[str, Any]:
@@ -52,6 +56,10 @@ def check(ctx: RunContext) -> list[str]:
     from src.models.device import device_problems
 
     cfg = ctx.cfg
+    eval_path = inputs(ctx)["dev"] if cfg.training.eval_file else None
+    if eval_path is not None and not eval_path.is_file():
+        return [f"training.eval_file: {eval_path} does not exist (relative to paths.data_dir "
+                f"{cfg.paths.data_dir}): point it at a CSV with fname,dialogue,summary or leave it empty"]
     problem = check_model_reachable(cfg.model.name, cfg.model.revision, get_secret("HF_TOKEN"), cfg.paths.model_dir)
     problems = ([problem] if problem else []) + device_problems(cfg, training=True)
     if problems or cfg.model.type != "causal":
