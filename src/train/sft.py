@@ -72,11 +72,13 @@ def check_training_rows(rows: list[dict[str, Any]], stop_ids: list[int], name: s
 
 
 def load_for_training(cfg: Config, model_path: str, device: str, dtype: Any) -> Any:
-    """The base model: 4-bit for QLoRA; fp32 master weights for full fine-tuning under fp16 autocast."""
+    """The base model: 4-bit for QLoRA; fp32 master weights for full fine-tuning under fp16 or bf16 autocast."""
     import torch
 
-    if not cfg.training.use_lora and dtype == torch.float16 and cfg.model.torch_dtype == "auto":
-        # fp16 AMP cannot step fp16 parameters (GradScaler refuses to unscale them)
+    if not cfg.training.use_lora and dtype in (torch.float16, torch.bfloat16) and cfg.model.torch_dtype == "auto":
+        # fp16 AMP cannot step fp16 parameters (GradScaler refuses to unscale them), and AdamW on bf16 weights
+        # drops every update below 1/256 of a weight (at lr 5e-5 most of them): mixed precision keeps fp32 weights
+        # (model.torch_dtype=bfloat16 asks for pure bf16 training explicitly)
         cfg = replace(cfg, model=replace(cfg.model, torch_dtype="float32"))
     return load_causal_model(model_path, cfg, device, dtype, quantize=cfg.training.use_qlora)
 

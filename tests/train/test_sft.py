@@ -214,3 +214,17 @@ def test_rouge_callback_scores_generated_dev_summaries_with_similar_shots(synthe
     assert set(metrics) == {"eval_loss", "eval_rouge1", "eval_rouge2", "eval_rougeL", "eval_rouge_final"}
     assert 0 <= metrics["eval_rouge_final"] <= 100 and logged == [{k: v for k, v in metrics.items() if "rouge" in k}]
     assert model.training, "the callback gives the model back in training mode"
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_full_fine_tuning_keeps_fp32_master_weights_under_autocast(synthetic, dtype) -> None:
+    from src.train.sft import load_for_training
+
+    cfg = make_cfg(synthetic, "training.use_lora=false", "training.use_qlora=false")
+    model = load_for_training(cfg, str(synthetic["model"]), "cpu", dtype)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}, "AdamW on bf16/fp16 weights loses small updates"
+    lora = load_for_training(make_cfg(synthetic, "training.use_qlora=false"), str(synthetic["model"]), "cpu", dtype)
+    assert {p.dtype for p in lora.parameters()} == {dtype}, "a LoRA base stays in the compute dtype (frozen)"
+    pure = load_for_training(make_cfg(synthetic, "training.use_lora=false", "training.use_qlora=false",
+                                      "model.torch_dtype=bfloat16"), str(synthetic["model"]), "cpu", torch.bfloat16)
+    assert {p.dtype for p in pure.parameters()} == {torch.bfloat16}, "pure bf16 when the config asks for it"
