@@ -269,8 +269,9 @@ class TrainingConfig:
     use_qlora: bool = opt(True, "load the base in 4-bit (bitsandbytes) under the adapter")
     quantization: str = opt("nf4", "4-bit type for QLoRA", ("nf4", "fp4", "int8", "none"))
     bnb_4bit_use_double_quant: bool = opt(True, "quantize the quantization constants too")
-    compute_dtype: str = opt("auto", "auto: bf16 where supported, else fp16 on CUDA, fp32 on CPU",
-                             ("auto", "bfloat16", "float16", "float32"))
+    compute_dtype: str = opt("auto", "auto: bf16 where supported, else fp16 on CUDA, fp32 on CPU; native_bf16: the "
+                             "same, but bf16 on a CPU with AVX512-BF16 or AMX too (training autocast and inference)",
+                             ("auto", "native_bf16", "bfloat16", "float16", "float32"))
     lora: LoraConfig = sub(LoraConfig)
     gradient_checkpointing: bool = opt(True, "trade compute for activation memory")
     logging_steps: int = opt(10, "log every N steps", ge=1)

@@ -38,15 +38,26 @@ def pick_device(requested: str) -> str:
     return "cuda" if torch.cuda.is_available() else ("mps" if has_mps else "cpu")
 
 
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """The CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16 among its flags); False where it cannot be told."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def compute_dtype(setting: str, device: str) -> Any:
-    """The one dtype for QLoRA compute and mixed precision: bf16 where supported, else fp16 (CUDA), fp32 (CPU)."""
+    """The one dtype for QLoRA compute, mixed precision and inference: bf16 where supported, else fp16 (CUDA),
+    fp32 (CPU); ``native_bf16`` is the same but also bf16 on a CPU that computes bf16 in hardware."""
     import torch
 
-    if setting != "auto":
+    if setting not in ("auto", "native_bf16"):
         return getattr(torch, setting)
     if device == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
+    return torch.bfloat16 if setting == "native_bf16" and device == "cpu" and cpu_has_native_bf16() else torch.float32
 
 
 def local_device(device: str) -> str:

@@ -67,7 +67,7 @@ def mixed_precision(cfg: Config, device: str) -> dict[str, bool]:
     bf16_ok = torch.cuda.is_bf16_supported()
     if wanted == "bfloat16" and not bf16_ok:
         log.warning("training.compute_dtype=bfloat16: this GPU lacks bf16; using fp16")
-    bf16 = bf16_ok and wanted in ("auto", "bfloat16")
+    bf16 = bf16_ok and wanted in ("auto", "native_bf16", "bfloat16")
     return {"bf16": bf16, "fp16": not bf16 and wanted != "float32"}
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +54,20 @@ def test_each_rank_loads_its_4bit_base_on_its_own_gpu(monkeypatch) -> None:
     assert local_device("cuda") == "cuda:1" and local_device("cpu") == "cpu"
     assert causal_load_kwargs(cfg, "cuda", None, quantize=True)["device_map"] == {"": "cuda:1"}
     assert "device_map" not in causal_load_kwargs(cfg, "cuda", None, quantize=False)
+
+
+def test_native_bf16_follows_the_cpu_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from src.models import device as device_mod
+
+    amx, avx2 = tmp_path / "amx", tmp_path / "avx2"
+    amx.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f amx_bf16 amx_tile\n", encoding="utf-8")
+    avx2.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 fma\n", encoding="utf-8")
+    assert device_mod.cpu_has_native_bf16(amx) and not device_mod.cpu_has_native_bf16(avx2)
+    assert not device_mod.cpu_has_native_bf16(tmp_path / "missing")
+    for native, expected in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(device_mod, "cpu_has_native_bf16", lambda native=native: native)
+        assert device_mod.compute_dtype("native_bf16", "cpu") == expected
+        assert device_mod.compute_dtype("auto", "cpu") == torch.float32, "auto stays fp32 on every CPU"
+    assert device_mod.compute_dtype("bfloat16", "cpu") == torch.bfloat16
