@@ -1,6 +1,6 @@
 """Real quality on CPU: Gemma 3 270M zero-shot vs fine-tuned through the pipeline, on held-out Korean dev rows.
 
-Usage: python -m benchmarks.quality_cpu [--steps 40] [--seed 2026] [--no-zero-shot] [--decoding]
+Usage: python -m benchmarks.quality_cpu [--steps N] [--seed 2026] [--no-zero-shot] [--decoding]
                                         [--work output/quality_cpu] [key.sub=value ...]
 
 The 499 rows of ``../shared/data/dialogsum-ko/dev.csv`` are shuffled by ``--seed`` (2026) into 400 training
@@ -251,8 +251,8 @@ def scored_files(work: Path, run: str) -> tuple[Path, Path]:
 def main() -> None:
     """Run the benchmark and print its JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=40, help="optimizer steps of 4 examples (-1: "
-                        "training.num_train_epochs over the 370 rows)")
+    parser.add_argument("--steps", type=int, default=None, help="optimizer steps of 4 examples (default: the "
+                        "preset's recipe, training.num_train_epochs over the 370 rows)")
     parser.add_argument("--seed", type=int, default=SEED, help="seed of the 370/30/99 split")
     parser.add_argument("--no-zero-shot", action="store_true", help="skip the zero-shot run")
     parser.add_argument("--work", type=Path, default=None, help="work folder (default output/quality_cpu, "
@@ -275,7 +275,8 @@ def main() -> None:
     # the training-time eval (loss, ROUGE callback, best checkpoint) reads the 30 tuning rows: the held-out rows never
     # take part in a choice; one eval at the end unless an override asks for more (overrides come last and win)
     tuned = pipeline(args.work, "finetuned", ["--skip-augmentation", "--skip-merge", "--skip-tune",
-                                              f"training.max_steps={args.steps}", "training.save_steps=1000",
+                                              *([f"training.max_steps={args.steps}"] if args.steps else []),
+                                              "training.save_steps=1000",
                                               "training.eval_steps=1000", "training.eval_file=tune.csv",
                                               "training.eval_rouge_samples=30", *args.overrides])
     kiwi, mecab = (rouge_parts(*scored_files(args.work, "finetuned"), tokenizer=t) for t in ("kiwi", "mecab"))
@@ -284,7 +285,8 @@ def main() -> None:
         "finetuned_final": round(tuned["stages"]["evaluate"]["metrics"]["final"], 2),
         "finetuned_mecab": mecab["final"], "finetuned_rouge": {"kiwi": kiwi, "mecab": mecab}, "seed": args.seed,
         "recipe": recipe(args.work, "finetuned"), **tuning_scores(args.work, "finetuned"),
-        "held_out_rows": tuned["stages"]["evaluate"]["metrics"]["n"], "train_rows": 370, "steps": args.steps,
+        "held_out_rows": tuned["stages"]["evaluate"]["metrics"]["n"], "train_rows": 370,
+        "steps": tuned["stages"]["train"].get("global_step", args.steps),
         "train_seconds": tuned["stages"]["train"]["seconds"], "train_tokens_per_s": round(
             train_tokens_per_s(args.work, "finetuned"), 1),
         "zero_shot_infer_seconds": zero["stages"]["infer"]["seconds"] if zero else None,
