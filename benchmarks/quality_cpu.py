@@ -13,7 +13,8 @@ zero-shot (stages infer, evaluate; inference.checkpoint = the converted base) an
 ``--decoding`` then takes the fine-tuned checkpoint and compares, on the same 99 rows (which the
 search never sees): greedy (the fine-tuned run's own predictions), the best setting of a search on the
 30 tuning rows (``src.inference.tuning``: 8 settings, successive halving), and MBR over that setting's
-summary and three sampled ones (``src.evaluation.consensus``, the selection ``src.inference.mbr`` makes);
+summary and those of the next two settings of the search (``inference.mbr.from_tune=2``; the selection
+``src.inference.mbr`` makes with ``src.evaluation.consensus``);
 raw_* measure the post-processing (cut_unfinished, block_scripts) on a decode without it.
 ``--no-zero-shot`` leaves the zero-shot run out (``zero_shot_final`` null). Another ``--seed`` works in its
 own folder (``output/quality_cpu-seed<N>`` unless ``--work`` is given). The last line is one JSON object:
@@ -45,6 +46,7 @@ from src.utils.io import atomic_write_text  # noqa: E402
 DEV = REPO_ROOT.parent / "shared" / "data" / "dialogsum-ko" / "dev.csv"
 PRESET = REPO_ROOT / "configs" / "models" / "gemma-3-270m.yaml"
 SEED = 2026
+MBR_FROM_TUNE = 2  # MBR candidates besides the best setting: the next-best settings of the search
 
 
 def machine() -> str:
@@ -134,7 +136,6 @@ def decoding(work: Path, checkpoint: Path, overrides: list[str]) -> dict[str, An
     are kept under ``work/decoding/`` so a killed benchmark resumes where it stopped.
     """
     import pandas as pd
-    import torch
 
     from src.config import load_config
     from src.evaluation import score_texts
@@ -168,13 +169,12 @@ def decoding(work: Path, checkpoint: Path, overrides: list[str]) -> dict[str, An
                                                                   block_scripts=()))
     tuned = cached(runs_dir, "tuned", lambda: predictor.predict_batch(dialogues, names, **best))
 
-    def sampled(i: int) -> list[str]:
-        torch.manual_seed(SEED + i)
-        return predictor.predict_batch(dialogues, names, **{**best, "do_sample": True, "temperature": 0.7,
-                                                            "top_p": 0.95, "num_beams": 1})
-
-    samples = [cached(runs_dir, f"sample{i}", partial(sampled, i)) for i in range(3)]
-    pools = [list(pool) for pool in zip(tuned, *samples)]
+    # MBR as inference.mbr.from_tune builds it: the best setting's summary and one per next-best setting (similar
+    # quality; sampled candidates lost 3.4 here on 2026-12-02)
+    others = [t.setting for t in trials[1:1 + MBR_FROM_TUNE]]
+    extra = [cached(runs_dir, f"tune{i + 2}", partial(predictor.predict_batch, dialogues, names, **setting))
+             for i, setting in enumerate(others)]
+    pools = [list(pool) for pool in zip(tuned, *extra)]
     picks = select_consensus(pools, tokenizer="kiwi", weights=(1.0, 1.0, 1.0))
     mbr = [pool[i] for pool, i in zip(pools, picks)]
     pattern = script_pattern(cfg.inference.block_scripts)  # what the preset's decoding blocks
@@ -183,12 +183,12 @@ def decoding(work: Path, checkpoint: Path, overrides: list[str]) -> dict[str, An
             "raw_outputs_with_foreign_script": sum(bool(pattern.search(t)) for t in raw),
             "raw_outputs_cut": sum(drop_unfinished(t) != t for t in raw)}
     return {**post, "greedy_final": round(score(greedy, gold), 2), "tuned_final": round(score(tuned, gold), 2),
-            "sampled_finals": [round(score(s, gold), 2) for s in samples],
-            "mbr_final": round(score(mbr, gold), 2), "mbr_wins": [picks.count(i) for i in range(len(samples) + 1)],
+            "mbr_candidate_finals": [round(score(c, gold), 2) for c in extra], "mbr_settings": others,
+            "mbr_final": round(score(mbr, gold), 2), "mbr_wins": [picks.count(i) for i in range(len(pools[0]))],
             "tokenizer": "kiwi", "tuned_setting": best, "tuning_rows": len(tune_df),
             "tuning": [{"setting": t.setting, "rows": t.rows, "final": round(t.scores.get("final", -1.0), 2),
                         "seconds": round(t.seconds, 1)} for t in trials],
-            "mbr_candidates": len(samples) + 1}
+            "mbr_candidates": len(pools[0])}
 
 
 RECIPE_KEYS = {"training": ("max_steps", "num_train_epochs", "learning_rate", "lr_scheduler_type", "warmup_fraction",
