@@ -25,9 +25,9 @@ def examples(run_dir: Path, n: int) -> list[str]:
     """The first ``n`` dev rows in the order of the references: dialogue, generated, reference."""
     import pandas as pd
 
-    from src.evaluation.files import read_table
+    from src.data.csvfile import read_csv_file
 
-    scores = read_table(run_dir / "scores.csv", "scores")
+    scores = read_csv_file(run_dir / "scores.csv", "scores")
     dev = pd.read_csv(resolve_path(load_config(run_dir / "config.yaml", []).paths.data_dir) / "dev.csv", dtype=str)
     rows = scores.set_index("fname")
     shown = []
