@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 if __name__ == "__main__" and not __package__:  # run as a file: run again as the module, from the repo root
     os.chdir(Path(__file__).resolve().parents[1])
@@ -218,10 +218,10 @@ def share_embedded(model_dir: Path, converted_in: Path) -> None:
     link.symlink_to(target, target_is_directory=True)
 
 
-def tuning_scores(work: Path, run: str) -> dict[str, Any]:
+def tuning_scores(work: Path, run: str, best_checkpoint: Optional[str]) -> dict[str, Any]:
     """What choices are made on: Kiwi ROUGE of greedy summaries of the 30 tuning rows at each training-time eval
-    (the ROUGE callback), and ``tune_final`` at the checkpoint the run kept (the best by rouge_final when it
-    evaluated more than once, else the last)."""
+    (the ROUGE callback), and ``tune_final`` at the checkpoint the trainer kept (``best_checkpoint`` of the
+    train stage's manifest entry; the last eval when it names none)."""
     import pandas as pd
 
     log = pd.read_csv(work / "output" / run / "train_log.csv")
@@ -229,11 +229,12 @@ def tuning_scores(work: Path, run: str) -> dict[str, Any]:
         return {"tune_final": None, "tune_finals": {}}
     evals = log.dropna(subset=["eval_rouge_final"])
     finals = {int(step): round(float(v), 2) for step, v in zip(evals["step"], evals["eval_rouge_final"])}
-    return {"tune_final": max(finals.values()) if finals else None, "tune_finals": finals}
+    kept = int(Path(best_checkpoint).name.rsplit("-", 1)[1]) if best_checkpoint else max(finals, default=None)
+    return {"tune_final": finals.get(kept) if kept is not None else None, "tune_finals": finals}
 
 
 def rouge_parts(predictions: Path, references: Path, tokenizer: str) -> dict[str, float]:
-    """ROUGE-1/2/L F1 (x100) and their sum-based final of the summaries on one tokenizer's morphemes."""
+    """ROUGE-1/2/L F1 (x100) and final (their mean x100) of the summaries on one tokenizer's morphemes."""
     from src.evaluation import evaluate_files
 
     got = evaluate_files(predictions, references, tokenizer=tokenizer)
@@ -284,7 +285,7 @@ def main() -> None:
         "zero_shot_final": round(zero["stages"]["evaluate"]["metrics"]["final"], 2) if zero else None,
         "finetuned_final": round(tuned["stages"]["evaluate"]["metrics"]["final"], 2),
         "finetuned_mecab": mecab["final"], "finetuned_rouge": {"kiwi": kiwi, "mecab": mecab}, "seed": args.seed,
-        "recipe": recipe(args.work, "finetuned"), **tuning_scores(args.work, "finetuned"),
+        "recipe": recipe(args.work, "finetuned"), **tuning_scores(args.work, "finetuned", tuned["stages"]["train"].get("best_checkpoint")),
         "held_out_rows": tuned["stages"]["evaluate"]["metrics"]["n"], "train_rows": 370,
         "steps": tuned["stages"]["train"].get("global_step", args.steps),
         "train_seconds": tuned["stages"]["train"]["seconds"], "train_tokens_per_s": round(

@@ -31,15 +31,17 @@ def test_the_recipe_is_what_the_saved_config_holds(tmp_path: Path) -> None:
     assert set(got) == {f"{part}.{key}" for part, keys in quality_cpu.RECIPE_KEYS.items() for key in keys}
 
 
-def test_tuning_scores_keep_the_best_eval_of_the_tuning_rows(tmp_path: Path) -> None:
+def test_tuning_scores_report_the_eval_of_the_checkpoint_the_trainer_kept(tmp_path: Path) -> None:
     run = tmp_path / "output" / "finetuned"
     run.mkdir(parents=True)
     pd.DataFrame({"step": [10, 31, 40, 62], "loss": [2.0, None, 1.8, None],
                   "eval_rouge_final": [None, 30.123, None, 29.5]}).to_csv(run / "train_log.csv", index=False)
-    assert quality_cpu.tuning_scores(tmp_path, "finetuned") == {"tune_final": 30.12,
-                                                                "tune_finals": {31: 30.12, 62: 29.5}}
+    finals = {31: 30.12, 62: 29.5}
+    kept = str(tmp_path / "model" / "finetuned" / "checkpoint-31")
+    assert quality_cpu.tuning_scores(tmp_path, "finetuned", kept) == {"tune_final": 30.12, "tune_finals": finals}
+    assert quality_cpu.tuning_scores(tmp_path, "finetuned", None) == {"tune_final": 29.5, "tune_finals": finals}
     pd.DataFrame({"step": [10], "loss": [2.0]}).to_csv(run / "train_log.csv", index=False)  # no ROUGE eval ran
-    assert quality_cpu.tuning_scores(tmp_path, "finetuned") == {"tune_final": None, "tune_finals": {}}
+    assert quality_cpu.tuning_scores(tmp_path, "finetuned", kept) == {"tune_final": None, "tune_finals": {}}
 
 
 def test_work_folders_share_the_converted_model_instead_of_converting_again(tmp_path: Path) -> None:
