@@ -5,7 +5,9 @@ A stage is a module of ``src.stages`` with:
 - ``name`` and ``required`` (the input names that must exist before it runs);
 - ``outputs(ctx)`` (paths it writes), ``inputs(ctx)`` (paths it reads, mostly upstream outputs),
   ``fallback(ctx)`` (what stands in for its outputs when it is skipped and never ran);
-- ``config_parts(cfg)`` (the settings its fingerprint hashes), ``check(ctx)`` (problems found
+- ``config_parts(cfg)`` (the settings its fingerprint hashes) and ``command_line`` (the config sections whose keys,
+  when named on the command line, change its work: they win over what the stage would take from elsewhere, so
+  their names are hashed too), ``check(ctx)`` (problems found
   without doing the work: one line each naming the key or file and the fix) and ``run(ctx)``
   (does the work and returns extra manifest fields).
 
@@ -34,6 +36,7 @@ class Stage(Producer, Protocol):
 
     name: str
     required: tuple[str, ...]
+    command_line: tuple[str, ...]
 
     def inputs(self, ctx: RunContext) -> dict[str, Optional[Path]]:
         """Paths the stage reads (upstream outputs, rule tables, source files)."""
@@ -135,13 +138,22 @@ def plan(ctx: RunContext) -> list[tuple[str, str, str]]:
                 f"off ({OPT_IN[stage.name]} is false and --stages does not name it)"
             rows.append((stage.name, "skip", f"{why}; {kept}"))
             continue
-        fp = stage_fingerprint(stage.config_parts(ctx.cfg), [p for p in stage.inputs(ctx).values() if p is not None])
+        fp = fingerprint(stage, ctx)
         if ctx.resume and first_run is None and ctx.manifest.is_done(stage.name, fp):
             rows.append((stage.name, "reuse", "done earlier with the same inputs and config (--resume)"))
             continue
         rows.append((stage.name, "run", _run_reason(ctx, entry, fp, first_run)))
         first_run = first_run or stage.name
     return rows
+
+
+def fingerprint(stage: Stage, ctx: RunContext) -> str:
+    """The hash of what decides the stage's work: its config parts, the command-line keys of its sections, its inputs."""
+    parts = stage.config_parts(ctx.cfg)
+    named = sorted(k for k in ctx.explicit if k.split(".", 1)[0] in stage.command_line)
+    if named:
+        parts = {**parts, "command_line": named}
+    return stage_fingerprint(parts, [p for p in stage.inputs(ctx).values() if p is not None])
 
 
 def _run_reason(ctx: RunContext, entry: dict[str, Any], fp: str, first_run: Optional[str]) -> str:
@@ -176,8 +188,7 @@ def _run_or_skip(ctx: RunContext, stage: Stage) -> None:
     if stage.name not in ctx.selected:
         _record_skip(ctx, stage)
         return
-    inputs = [p for p in stage.inputs(ctx).values() if p is not None]
-    fp = stage_fingerprint(stage.config_parts(ctx.cfg), inputs)
+    fp = fingerprint(stage, ctx)
     if ctx.resume and ctx.manifest.is_done(stage.name, fp):
         log.info("stage %s: already done with the same inputs and config, skipped", stage.name)
         return

@@ -45,10 +45,11 @@ def inference_problems(cfg: Config) -> list[str]:
     if unknown:
         problems.append(f"config key 'inference.block_scripts' = {list(inf.block_scripts)}: unknown script(s) "
                         f"{', '.join(unknown)}; choose from {', '.join(BLOCKABLE_SCRIPTS)} (or [] for none)")
-    if inf.backend == "vllm":
-        if cfg.model.type != "causal":
-            problems.append("config key 'inference.backend' = 'vllm' serves causal models only; "
-                            "set inference.backend=transformers")
+    if cfg.model.type == "seq2seq" and inf.backend in ("continuous", "vllm"):
+        problems.append(f"config key 'inference.backend' = {inf.backend!r} does not apply to model.type=seq2seq "
+                        "(those engines serve causal models; an encoder-decoder generates with model.generate, the "
+                        "seq2seq engine); set inference.backend=auto")
+    elif inf.backend == "vllm":
         if inf.num_beams > 1:
             problems.append(f"config key 'inference.num_beams' = {inf.num_beams}: the vllm backend decodes greedily "
                             "or samples; set inference.num_beams=1 or inference.backend=transformers")

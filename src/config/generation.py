@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from src.config.fields import opt, sub
+from src.config.fields import ENGINE, GENERATION, OUTPUT, opt, sub
 
 BLOCKABLE_SCRIPTS = ("han", "kana", "cyrillic")  # no reference uses them: inference.block_scripts, the fluency check
 
@@ -27,55 +27,55 @@ class MbrConfig:
 class InferenceConfig:
     """Batched generation for dev and test."""
 
-    batch_size: int = opt(8, "prompts per generate() call (greedy outputs do not depend on it)", ge=1)
-    max_batch_tokens: int = opt(0, "cap on padded tokens per batch, (longest prompt + max_new_tokens) x rows (0: none)", ge=0)
+    batch_size: int = opt(8, "prompts per generate() call (greedy outputs do not depend on it)", ge=1, decides=ENGINE)
+    max_batch_tokens: int = opt(0, "cap on padded tokens per batch, (longest prompt + max_new_tokens) x rows (0: none)", ge=0, decides=ENGINE)
     max_new_tokens: Union[int, str] = opt("auto", "generation length cap: auto (the 99.5th percentile of the training "
                                           "summaries' tokens plus a margin, stored with the checkpoint) or a number; "
-                                          "outputs that reach it are counted in the manifest", ge=1)
-    num_beams: int = opt(1, "beam search width", ge=1)
-    no_repeat_ngram_size: int = opt(0, "forbid repeated n-grams (0: off; speaker tags repeat, so keep it >= 5)", ge=0)
-    length_penalty: float = opt(1.0, "beam length penalty")
-    repetition_penalty: float = opt(1.0, "penalty on repeated tokens", gt=0)
-    do_sample: bool = opt(False, "sample instead of greedy/beam")
-    temperature: float = opt(1.0, "sampling temperature", gt=0)
-    top_p: float = opt(1.0, "nucleus sampling", gt=0, le=1)
+                                          "outputs that reach it are counted in the manifest", ge=1, decides=GENERATION)
+    num_beams: int = opt(1, "beam search width", ge=1, decides=GENERATION)
+    no_repeat_ngram_size: int = opt(0, "forbid repeated n-grams (0: off; speaker tags repeat, so keep it >= 5)", ge=0, decides=GENERATION)
+    length_penalty: float = opt(1.0, "beam length penalty", decides=GENERATION)
+    repetition_penalty: float = opt(1.0, "penalty on repeated tokens", gt=0, decides=GENERATION)
+    do_sample: bool = opt(False, "sample instead of greedy/beam", decides=GENERATION)
+    temperature: float = opt(1.0, "sampling temperature", gt=0, decides=GENERATION)
+    top_p: float = opt(1.0, "nucleus sampling", gt=0, le=1, decides=GENERATION)
     checkpoint: Optional[str] = opt(None, "model/adapter folder to use; default the run's final_checkpoint (with "
                                     "--skip-training and no --run-name: the newest one trained with model.name)")
     prompt_from_checkpoint: bool = opt(True, "prompt as the checkpoint was trained (its prompt.* settings and few-shot "
-                                             "pool, recorded with it); false: the current prompt.* settings")
+                                             "pool, recorded with it); false: the current prompt.* settings", decides=OUTPUT)
     backend: str = opt("auto", "generation engine: continuous (slots refilled as sequences finish, the kept-id output "
                                "layer; measured on CPU), transformers (model.generate on left-padded batches), vllm "
                                "(its own environment: make setup-vllm on CPU, pip install vllm on a GPU); auto: "
                                "continuous on CPU, transformers on an accelerator (continuous is not yet measured there)",
-                       ("auto", "continuous", "transformers", "vllm"))
+                       ("auto", "continuous", "transformers", "vllm"), decides=OUTPUT)
     slots: int = opt(32, "continuous: sequences decoded together (a beam takes one slot each); a finished one's slot "
-                         "takes the next prompt", ge=1)
-    prefill_tokens: int = opt(2048, "continuous: padded prompt tokens prefilled in one forward", ge=1)
+                         "takes the next prompt", ge=1, decides=ENGINE)
+    prefill_tokens: int = opt(2048, "continuous: padded prompt tokens prefilled in one forward", ge=1, decides=ENGINE)
     output_vocab: str = opt("auto", "ids the output layer scores: full, or trimmed (the training data's ids stored with "
                                     "the checkpoint, the prompts' own, Hangul and short ASCII tokens; docs/BENCHMARKS.md "
                                     "has the measured effect); auto: trimmed where the checkpoint stores its ids "
-                                    "(continuous and transformers engines)", ("auto", "trimmed", "full"))
+                                    "(continuous and transformers engines)", ("auto", "trimmed", "full"), decides=OUTPUT)
     vocab_check_every: int = opt(32, "trimmed vocabulary: every N decode steps the full output layer checks whether a "
                                      "dropped id would have won (counted as vocab_escapes in the manifest; 0: never)",
-                                 ge=0)
+                                 ge=0, decides=ENGINE)
     quantize: str = opt("auto", "base under an adapter: auto (4-bit when trained with QLoRA), 4bit, or none",
-                        ("auto", "4bit", "none"))
-    merge_lora: bool = opt(True, "fold the adapter into an unquantized base before generating (faster)")
+                        ("auto", "4bit", "none"), decides=OUTPUT)
+    merge_lora: bool = opt(True, "fold the adapter into an unquantized base before generating (faster)", decides=OUTPUT)
     vllm_gpu_memory_utilization: float = opt(0.9, "vllm on a GPU: share of GPU memory it may take (weights + KV cache)",
-                                             gt=0, le=1)
+                                             gt=0, le=1, decides=ENGINE)
     vllm_cpu_kv_cache_gb: int = opt(2, "vllm on a CPU: GiB of RAM for its KV cache (VLLM_CPU_KVCACHE_SPACE; a share "
-                                       "of RAM as on a GPU would take most of the machine)", ge=1)
+                                       "of RAM as on a GPU would take most of the machine)", ge=1, decides=ENGINE)
     vllm_tensor_parallel_size: int = opt(1, "vllm on GPUs: how many GPUs one model is split across "
-                                            "(tensor_parallel_size)", ge=1)
-    empty_fallback: str = opt("first_turn", "what replaces an empty output", ("first_turn", "placeholder"))
+                                            "(tensor_parallel_size)", ge=1, decides=ENGINE)
+    empty_fallback: str = opt("first_turn", "what replaces an empty output", ("first_turn", "placeholder"), decides=OUTPUT)
     cut_unfinished: bool = opt(True, "drop a last sentence without a full stop after complete ones (the length cap "
-                                     "cut it; every reference ends its sentences with '.')")
+                                     "cut it; every reference ends its sentences with '.')", decides=OUTPUT)
     block_scripts: tuple[str, ...] = opt(BLOCKABLE_SCRIPTS, "scripts generation may not use (no reference "
-                                         "has them), as bad_words_ids: any of han, kana, cyrillic; [] for none")
+                                         "has them), as bad_words_ids: any of han, kana, cyrillic; [] for none", decides=OUTPUT)
     predict_dev: bool = opt(True, "also predict the dev set (scored by the evaluate stage)")
-    mbr: MbrConfig = sub(MbrConfig)
+    mbr: MbrConfig = sub(MbrConfig, decides=OUTPUT)
     ensemble_from: tuple[str, ...] = opt((), "other runs (names in paths.output_dir) whose dev predictions and "
-                                             "submission join this run's as candidates; per fname the consensus wins")
+                                             "submission join this run's as candidates; per fname the consensus wins", decides=OUTPUT)
 
 
 @dataclass(frozen=True)

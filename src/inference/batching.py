@@ -10,22 +10,23 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import pandas as pd
 
 from src.config import InferenceConfig, section_problems
+from src.inference.decoding import DecodingParams
 
 logger = logging.getLogger(__name__)
 
 BatchCallback = Callable[[list[int], list[str]], None]
 
 
-def new_token_cap(gen: InferenceConfig) -> int:
-    """``inference.max_new_tokens`` as a number (``auto`` is resolved when the predictor is built)."""
+def new_token_cap(gen: Union[InferenceConfig, DecodingParams]) -> int:
+    """``inference.max_new_tokens`` as a number (``auto`` is resolved with the settings, ``src.inference.settings``)."""
     if not isinstance(gen.max_new_tokens, int):
-        raise ValueError("inference.max_new_tokens=auto reached generation unresolved: build the predictor with "
-                         "from_checkpoint, or pass a number")
+        raise ValueError("inference.max_new_tokens=auto reached generation unresolved: resolve the settings "
+                         "(src.inference.settings.resolve_settings) or pass a number")
     return gen.max_new_tokens
 
 

@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from src.config import InferenceConfig
+from src.inference.decoding import DecodingParams
 from src.inference.batching import new_token_cap
 from src.inference.decoder import Chooser, Decoder, Result, Row, finish, take_group
 from src.inference.processors import ngram_index
@@ -43,7 +43,7 @@ class Item:
     steps: int = 0
 
 
-def _start(request: int, base: int, prompt: list[int], gen: InferenceConfig, k: int) -> Item:
+def _start(request: int, base: int, prompt: list[int], gen: DecodingParams, k: int) -> Item:
     import torch
 
     ngrams = ngram_index(prompt, gen.no_repeat_ngram_size) if gen.no_repeat_ngram_size else {}
@@ -120,7 +120,7 @@ def _reorder(decoder: Decoder, chooser: Chooser, item: Item, parent: list[int], 
 
 
 def _advance(decoder: Decoder, chooser: Chooser, item: Item, logits: Any, stops: Any, cap: int,
-             gen: InferenceConfig, stepped: bool) -> None:
+             gen: DecodingParams, stepped: bool) -> None:
     """Score, select, reorder and extend one item's beams by one id."""
     parent, token, ids = _select(item, _log_probs(chooser, decoder, item, logits), stops, cap, gen.length_penalty,
                                  decoder.head)
@@ -137,7 +137,7 @@ def _advance(decoder: Decoder, chooser: Chooser, item: Item, logits: Any, stops:
             decoder.positions[slot] = decoder.positions[item.base]
 
 
-def beam_search(decoder: Decoder, chooser: Chooser, prompts: list[list[int]], gen: InferenceConfig,
+def beam_search(decoder: Decoder, chooser: Chooser, prompts: list[list[int]], gen: DecodingParams,
                 stop_ids: list[int]) -> list[Result]:
     """The best finished beam per prompt (ids before the stop id, whether one came)."""
     import torch
@@ -160,7 +160,7 @@ def beam_search(decoder: Decoder, chooser: Chooser, prompts: list[list[int]], ge
 
 
 def _admit(decoder: Decoder, chooser: Chooser, prompts: list[list[int]], waiting: deque, free: list[int],
-           live: list[Optional[Item]], gen: InferenceConfig, stops: Any, cap: int) -> None:
+           live: list[Optional[Item]], gen: DecodingParams, stops: Any, cap: int) -> None:
     """Prefill waiting prompts into the first slot of free groups and take each one's first step."""
     k = gen.num_beams
     group = take_group(prompts, waiting, len(free), decoder.prefill_tokens)
@@ -175,7 +175,7 @@ def _admit(decoder: Decoder, chooser: Chooser, prompts: list[list[int]], waiting
         _advance(decoder, chooser, item, logits[n:n + 1].expand(k, -1), stops, cap, gen, stepped=False)
 
 
-def _step(decoder: Decoder, chooser: Chooser, live: list[Optional[Item]], gen: InferenceConfig, stops: Any,
+def _step(decoder: Decoder, chooser: Chooser, live: list[Optional[Item]], gen: DecodingParams, stops: Any,
           cap: int) -> None:
     """One decode step over every live item's slots."""
     k = gen.num_beams

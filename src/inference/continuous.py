@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
-from src.config import InferenceConfig
+from src.inference.decoding import DecodingParams
 from src.inference.batching import new_token_cap
 from src.inference.beams import beam_search
 from src.inference.decoder import Chooser, Decoder, Result, Row, finish, take_group
@@ -54,7 +54,7 @@ class ContinuousEngine:
             return Head(self.model, None, banned)
         return Head(self.model, kept_ids(self.tokenizer, vocab_size, self.stored_vocab, prompts, banned, stop_ids))
 
-    def generate(self, batch: list[list[int]], gen: InferenceConfig, stop_ids: list[int],
+    def generate(self, batch: list[list[int]], gen: DecodingParams, stop_ids: list[int],
                  banned: Sequence[int] = ()) -> list[Result]:
         """New ids per prompt before the first stop id, and whether a stop id ended it."""
         import torch
@@ -84,7 +84,7 @@ class ContinuousEngine:
                            ("prefill_seconds", decoder.prefill_seconds), ("decode_seconds", decoder.decode_seconds)):
             c[key] = c.get(key, 0) + value
 
-    def _rows(self, decoder: Decoder, chooser: Chooser, prompts: list[list[int]], gen: InferenceConfig,
+    def _rows(self, decoder: Decoder, chooser: Chooser, prompts: list[list[int]], gen: DecodingParams,
               stops: set[int]) -> list[Result]:
         """Greedy or sampled decoding, one row per prompt, slots refilled from the queue."""
         cap = new_token_cap(gen)

@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
-from src.config import InferenceConfig
+from src.inference.decoding import DecodingParams
 from src.inference.head import Head
 from src.inference.processors import ngram_bans, repetition_penalty, sample
 from src.inference.slots import SlotCache, decode_masks, prefill_masks, shared_prefix
@@ -137,7 +137,7 @@ class Decoder:
 class Chooser:
     """Picks each row's next id from its kept-id logits: repetition penalty, n-gram bans, greedy or a sample."""
 
-    gen: InferenceConfig
+    gen: DecodingParams
     head: Head
     check_every: int
     steps: int = 0

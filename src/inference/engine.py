@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Protocol, Sequence
 
-from src.config import InferenceConfig
+from src.inference.decoding import DecodingParams
 from src.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ class Engine(Protocol):
 
     chunk_size: int
 
-    def generate(self, batch: list[list[int]], gen: InferenceConfig, stop_ids: list[int],
+    def generate(self, batch: list[list[int]], gen: DecodingParams, stop_ids: list[int],
                  banned: Sequence[int] = ()) -> list[tuple[list[int], bool]]:
         """Per prompt: the new ids before the first stop id, and whether a stop id ended it.
 
@@ -52,7 +52,7 @@ class TransformersEngine:
     output_vocab: str = "full"  # or "trimmed": the kept-id output layer of src.inference.head, vocabulary-wide rows
     stored_vocab: Optional[Sequence[int]] = None
 
-    def generate(self, batch: list[list[int]], gen: InferenceConfig, stop_ids: list[int],
+    def generate(self, batch: list[list[int]], gen: DecodingParams, stop_ids: list[int],
                  banned: Sequence[int] = ()) -> list[tuple[list[int], bool]]:
         """New ids per prompt; on CUDA out-of-memory the batch is halved (greedy outputs do not change)."""
         import torch
@@ -69,7 +69,7 @@ class TransformersEngine:
                         "or set inference.max_batch_tokens)", len(batch), half, len(batch) - half)
             return self.generate(batch[:half], gen, stop_ids, banned) + self.generate(batch[half:], gen, stop_ids, banned)
 
-    def _generate(self, batch: list[list[int]], gen: InferenceConfig, stop_ids: list[int],
+    def _generate(self, batch: list[list[int]], gen: DecodingParams, stop_ids: list[int],
                   banned: Sequence[int]) -> list[tuple[list[int], bool]]:
         import torch
 
@@ -104,7 +104,7 @@ class TransformersEngine:
             target.lm_head = original
 
 
-def generate_kwargs(gen: InferenceConfig, stop_ids: list[int], pad_id: int,
+def generate_kwargs(gen: DecodingParams, stop_ids: list[int], pad_id: int,
                     bad_words: Optional[list[list[int]]] = None) -> dict[str, Any]:
     """``generate()`` arguments from the inference settings (sampling knobs only when sampling)."""
     kw: dict[str, Any] = dict(max_new_tokens=gen.max_new_tokens, num_beams=gen.num_beams, do_sample=gen.do_sample,

@@ -1,7 +1,8 @@
-"""Building the predictor a checkpoint calls for, prompting as that checkpoint was trained.
+"""The narrow door to generation: resolved settings in, a predictor on the chosen engine out.
 
-The settings come from ``src.inference.settings.resolve_settings`` (the infer and tune stages alike), so
-both generate with the same prompt settings, few-shot pool and length cap.
+``load_predictor`` takes the frozen ``InferenceSettings`` of ``src.inference.settings.resolve_settings`` (the infer
+and tune stages, the benchmarks), decides the engine once (``src.inference.backends.choose_engine``) and builds the
+causal ``Predictor`` or the ``Seq2SeqPredictor`` with it; ``predictor.choice`` is what the manifest records.
 """
 from __future__ import annotations
 
@@ -11,22 +12,23 @@ from typing import Any, Optional
 import pandas as pd
 
 from src.config import Config
+from src.inference.backends import choose_engine
 from src.inference.predictor import Predictor
+from src.inference.seq2seq import Seq2SeqPredictor
+from src.inference.settings import InferenceSettings, resolve_settings
+from src.models.device import pick_device
 
 
-def load_predictor(cfg: Config, checkpoint: Path, pool: Optional[pd.DataFrame]) -> Any:
-    """The causal ``Predictor`` or, for ``model.type=seq2seq``, the ``Seq2SeqPredictor`` (same API, ``on_batch`` too)."""
-    if cfg.model.type == "seq2seq":
-        from src.inference.seq2seq import Seq2SeqPredictor
+def load_predictor(settings: InferenceSettings, pool: Optional[pd.DataFrame]) -> Any:
+    """The predictor for ``settings.checkpoint`` on the engine chosen for this machine (same API either way)."""
+    cfg = settings.cfg
+    if settings.checkpoint is None:
+        raise ValueError("load_predictor needs settings resolved with a checkpoint")
+    choice = choose_engine(cfg.inference.backend, cfg.model.type, pick_device(cfg.model.device))
+    kind = Seq2SeqPredictor if choice.name == "seq2seq" else Predictor
+    return kind.from_checkpoint(cfg, settings.checkpoint, pool, record=settings.record, choice=choice)
 
-        return Seq2SeqPredictor.from_checkpoint(cfg, checkpoint, pool)
-    return Predictor.from_checkpoint(cfg, checkpoint, pool)
 
-
-def as_trained(cfg: Config, checkpoint: Path, current_pool: Optional[Path]) -> tuple[Config, Optional[Path]]:
-    """The settings and few-shot pool that reproduce the checkpoint's training-time prompts, without the tune
-    stage's choice (``src.inference.settings.resolve_settings``, where the infer and tune stages build theirs)."""
-    from src.inference.settings import resolve_settings
-
-    settings = resolve_settings(cfg, checkpoint, current_pool, None, verify=False)
-    return settings.cfg, settings.pool
+def as_trained(cfg: Config, checkpoint: Path, current_pool: Optional[Path]) -> InferenceSettings:
+    """The settings that reproduce the checkpoint's training-time prompts, without the tune stage's choice."""
+    return resolve_settings(cfg, checkpoint, current_pool, None, verify=False)

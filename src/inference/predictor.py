@@ -17,10 +17,12 @@ import pandas as pd
 from src.config import Config, InferenceConfig
 from src.inference.batching import (BatchCallback, GenerationStats, checked_settings, length_batches, new_token_cap,
                                     predict_frame, run_batches)
+from src.inference.backends import EngineChoice, choose_engine, make_engine
 from src.inference.constraints import blocked_token_ids
-from src.inference.backends import make_engine
+from src.inference.decoding import DecodingParams
 from src.inference.engine import Engine
 from src.inference.postprocess import fallback_summary, postprocess
+from src.inference.submission import write_submission
 from src.models.checkpoint import check_checkpoint, load_inference_model
 from src.models.device import pick_device
 from src.models.loading import load_tokenizer
@@ -45,34 +47,46 @@ class Predictor:
     engine: Optional[Engine] = None
 
     stored_vocab: Optional[Sequence[int]] = None  # the training data's ids, recorded with the checkpoint
+    choice: Optional[EngineChoice] = None  # which engine (src.inference.backends.choose_engine)
 
     def __post_init__(self) -> None:
-        self.gen = resolve_max_new_tokens(self.gen, {})  # a number stays; auto without a checkpoint: the default
+        if self.gen.max_new_tokens == "auto":  # built directly, without resolved settings: the default cap
+            self.gen = resolve_max_new_tokens(self.gen, {})
         if self.engine is None:
-            self.engine = make_engine(self.gen, self.model, self.tokenizer, self.device, self.stored_vocab)
+            self.choice = self.choice or choose_engine(self.gen.backend, "causal", self.device)
+            self.engine = make_engine(self.choice, self.gen, self.model, self.tokenizer, self.device, self.stored_vocab)
 
     @property
     def backend(self) -> Engine:
-        """The engine (set in ``__post_init__``: the given one, else transformers on ``model``)."""
+        """The engine (set in ``__post_init__``: the given one, else the chosen one on ``model``)."""
         assert self.engine is not None
         return self.engine
 
     @classmethod
-    def from_checkpoint(cls, cfg: Config, checkpoint: Path, pool: Optional[pd.DataFrame]) -> "Predictor":
-        """Load an adapter (on its base model) or full weights saved by the train stage, on the configured backend."""
+    def from_checkpoint(cls, cfg: Config, checkpoint: Path, pool: Optional[pd.DataFrame],
+                        record: Optional[dict[str, Any]] = None, choice: Optional[EngineChoice] = None) -> "Predictor":
+        """Load an adapter (on its base model) or full weights saved by the train stage, on the chosen engine.
+
+        The pipeline passes resolved settings (``cfg``), the checkpoint's ``record`` and the engine ``choice``
+        (``src.inference.factory.load_predictor``); called directly, the record is read here and ``auto`` capped.
+        """
         check_checkpoint(Path(checkpoint))
-        info = read_inference_info(Path(checkpoint))
-        cfg = replace(cfg, inference=resolve_max_new_tokens(cfg.inference, info))
+        if record is None:
+            record = read_inference_info(Path(checkpoint))
+            cfg = replace(cfg, inference=resolve_max_new_tokens(cfg.inference, record))
         device = pick_device(cfg.model.device)
+        choice = choice or choose_engine(cfg.inference.backend, cfg.model.type, device)
         tokenizer = load_tokenizer(str(checkpoint), cfg, padding_side="left")
         selector = ShotSelector(pool, cfg.prompt, cfg.seed) if pool is not None and cfg.prompt.num_fewshot else None
         builder = PromptBuilder(tokenizer, cfg.prompt)
-        if cfg.inference.backend == "vllm":
+        if choice.name == "vllm":
             from src.inference.vllm_engine import load_vllm_engine
 
-            return cls(None, tokenizer, builder, selector, cfg.inference, device, engine=load_vllm_engine(cfg, checkpoint, device))
+            return cls(None, tokenizer, builder, selector, cfg.inference, device,
+                       engine=load_vllm_engine(cfg, checkpoint, device), choice=choice)
         model = load_inference_model(cfg, Path(checkpoint), device)
-        return cls(model, tokenizer, builder, selector, cfg.inference, device, stored_vocab=info.get("output_vocab"))
+        return cls(model, tokenizer, builder, selector, cfg.inference, device, stored_vocab=record.get("output_vocab"),
+                   choice=choice)
 
     def predict_single(self, dialogue: str, **overrides: Any) -> str:
         """One summary."""
@@ -82,6 +96,7 @@ class Predictor:
                       on_batch: Optional[BatchCallback] = None, **overrides: Any) -> list[str]:
         """Summaries in input order; ``on_batch(indices, summaries)`` runs as each batch finishes."""
         gen = self._settings(overrides)
+        decoding = DecodingParams.of(gen)
         fnames = list(fnames) if fnames is not None else [f"__pred_{i}" for i in range(len(dialogues))]
         start = time.perf_counter()
         prompts = [self._encode(str(d), f) for d, f in zip(dialogues, fnames)]
@@ -91,7 +106,7 @@ class Predictor:
         before = dict(getattr(self.backend, "counts", {}))
         outputs = run_batches(
             self._batches(order, prompts, gen), len(prompts),
-            lambda batch: self.backend.generate([prompts[i] for i in batch], gen, stop_ids, banned),
+            lambda batch: self.backend.generate([prompts[i] for i in batch], decoding, stop_ids, banned),
             lambda i, result: self._finish(result[0], result[1], str(dialogues[i]), fnames[i], gen),
             self.stats, on_batch)
         self.stats.add_engine(before, getattr(self.backend, "counts", {}))
@@ -106,8 +121,6 @@ class Predictor:
 
     def create_submission(self, test_df: pd.DataFrame, path: Path, **overrides: Any) -> Path:
         """Predict ``test_df`` and write a validated ``fname,summary`` CSV atomically."""
-        from src.inference.submission import write_submission
-
         return write_submission(self.predict_dataframe(test_df, **overrides), test_df, path)
 
     # ------------------------------------------------------------ internals

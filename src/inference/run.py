@@ -2,30 +2,31 @@
 
 Each finished batch goes to a journal next to its output; a rerun under the same settings reuses
 those rows and predicts only the rest. The journals are removed once every output is written.
+Everything here takes the resolved ``InferenceSettings`` (``src.inference.settings``) and plain paths; the
+stage (``src.stages.infer``) reads the run's context and calls ``predict_splits``.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
 import pandas as pd
 
 from src.config import Config
-from src.context import present
+from src.config.deciding import MANIFEST_KEYS
 from src.data.loading import load_split
+from src.inference.backends import engine_record
 from src.inference.batching import BatchProgress, GenerationStats
-from src.inference.journal import PredictionJournal, journal_path, prediction_key
 from src.inference.factory import load_predictor
+from src.inference.journal import PredictionJournal, journal_path, prediction_key
+from src.inference.mbr import MbrPredictor, candidate_runs
+from src.inference.settings import InferenceSettings
 from src.inference.submission import write_submission
 from src.utils.io import atomic_write_csv
 
 log = logging.getLogger(__name__)
-
-SETTINGS = ("backend", "output_vocab", "slots", "batch_size", "max_batch_tokens", "max_new_tokens", "num_beams", "no_repeat_ngram_size",
-            "length_penalty", "repetition_penalty", "do_sample", "temperature", "top_p", "quantize", "merge_lora",
-            "empty_fallback")
 
 
 def predict_journaled(predictor: Any, df: pd.DataFrame, journal: PredictionJournal) -> pd.DataFrame:
@@ -45,12 +46,13 @@ def predict_journaled(predictor: Any, df: pd.DataFrame, journal: PredictionJourn
     return pd.DataFrame({"fname": df["fname"].tolist(), "summary": [journal.done[f] for f in df["fname"]]})
 
 
-def _predict_split(cfg: Config, predictor: Any, df: pd.DataFrame, split_file: Path, output: Path,
-                   inputs: dict[str, Optional[Path]]) -> tuple[pd.DataFrame, PredictionJournal, dict[str, Any]]:
+def _predict_split(settings: InferenceSettings, predictor: Any, df: pd.DataFrame, split_file: Path,
+                   output: Path) -> tuple[pd.DataFrame, PredictionJournal, dict[str, Any]]:
     """Predict one split under a fresh stats counter; return predictions, its journal and its figures."""
     runs = getattr(predictor, "runs", None)  # MBR: the candidate runs decide the summaries too
-    journal = PredictionJournal(journal_path(output), prediction_key(cfg, present(inputs, "checkpoint"), split_file,
-                                                                    inputs.get("train"), runs))
+    assert settings.checkpoint is not None
+    journal = PredictionJournal(journal_path(output), prediction_key(settings.cfg, settings.checkpoint, split_file,
+                                                                    settings.pool, runs))
     reused = int(df["fname"].isin(journal.done).sum())
     predictor.stats = GenerationStats()
     pred = predict_journaled(predictor, df, journal)
@@ -61,65 +63,46 @@ def _has_summaries(df: pd.DataFrame) -> bool:
     return "summary" in df.columns and bool(df["summary"].fillna("").astype(str).str.strip().ne("").any())
 
 
-def read_splits(cfg: Config, inputs: dict[str, Optional[Path]], outputs: dict[str, Path]) -> dict[str, pd.DataFrame]:
+def read_splits(dev_path: Optional[Path], test_path: Path, predict_dev: bool) -> dict[str, pd.DataFrame]:
     """The splits to predict, read and checked before any model loads: dev (when asked and scoreable), test."""
     splits = {}
-    dev_path = inputs.get("dev")
-    if "dev_predictions" in outputs and dev_path is not None:
+    if predict_dev and dev_path is not None:
         dev = load_split(dev_path, "test")  # the test role: a dev set without summaries is not an error here
         if _has_summaries(dev):
             splits["dev"] = dev
         else:
             log.info("dev set %s has no summaries: not predicted (nothing to score)", dev_path)
-    splits["test"] = load_split(present(inputs, "test"), "test")
+    splits["test"] = load_split(test_path, "test")
     return splits
 
 
-def predict_splits(cfg: Config, inputs: dict[str, Optional[Path]], outputs: dict[str, Path], run_dir: Path,
-                   explicit: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """Predict dev (when asked and it has summaries) and test; return settings and throughput for the manifest.
-
-    The settings are ``src.inference.settings.resolve_settings``'s: the prompt follows the checkpoint, the
-    generation settings the tune stage's choice (``inputs["tuned"]``), keys set on the command line
-    (``explicit``) win over both; they are logged with their sources.
-    """
-    from src.inference.settings import resolve_settings
-
-    frames = read_splits(cfg, inputs, outputs)
-    settings = resolve_settings(cfg, present(inputs, "checkpoint"), inputs.get("train"), inputs.get("tuned"), explicit)
-    settings.log()
-    cfg, checkpoint, pool_path = settings.cfg, present({"checkpoint": settings.checkpoint}, "checkpoint"), settings.pool
-    inputs = {**inputs, "train": pool_path, "checkpoint": checkpoint}
+def predict_splits(settings: InferenceSettings, frames: dict[str, pd.DataFrame], files: dict[str, Path],
+                   outputs: dict[str, Path], tuning_csv: Optional[Path]) -> dict[str, Any]:
+    """Predict each split of ``frames`` (dev, test) from its ``files`` entry into ``outputs`` (dev_predictions,
+    submission) with the resolved ``settings``; return settings, engine and throughput for the manifest."""
+    cfg, pool_path = settings.cfg, settings.pool
     pool = load_split(pool_path, "train") if pool_path is not None and cfg.prompt.num_fewshot else None
-    predictor = with_mbr(cfg, load_predictor(cfg, checkpoint, pool), inputs.get("tuning"))
-    targets = {"dev": ("dev", "dev_predictions"), "test": ("test", "submission")}
+    base = load_predictor(settings, pool)
+    predictor = with_mbr(cfg, base, tuning_csv)
+    targets = {"dev": "dev_predictions", "test": "submission"}
     stats: dict[str, dict[str, Any]] = {}
     journals = []
     for split, df in frames.items():
-        source, output = targets[split]
-        pred, journal, stats[split] = _predict_split(cfg, predictor, df, present(inputs, source), outputs[output], inputs)
+        output = outputs[targets[split]]
+        pred, journal, stats[split] = _predict_split(settings, predictor, df, files[split], output)
         if split == "test":
-            write_submission(pred, df, outputs[output])
+            write_submission(pred, df, output)
         else:
-            atomic_write_csv(outputs[output], pred, for_spreadsheets=True)  # read back by evaluate (sheet_unsafe)
+            atomic_write_csv(output, pred, for_spreadsheets=True)  # read back by evaluate (sheet_unsafe)
         journals.append(journal)
     for j in journals:
         j.remove()
-    report = _report(replace(cfg, inference=getattr(predictor, "gen", cfg.inference)), present(inputs, "checkpoint"),
-                     stats)
-    report["engine"] = engine_summary(predictor)
-    if hasattr(predictor, "summary"):
+    assert settings.checkpoint is not None
+    report = _report(cfg, settings.checkpoint, stats)
+    report["engine"] = engine_record(base.choice, base.engine or base)
+    if isinstance(predictor, MbrPredictor):
         report["mbr"] = predictor.summary()
-    if cfg.inference.ensemble_from:
-        report["ensemble"] = ensemble_outputs(cfg, outputs, frames)
     return report
-
-
-def engine_summary(predictor: Any) -> dict[str, Any]:
-    """Which engine generated and with which output layer (``inference.backend``/``output_vocab`` resolved)."""
-    engine = getattr(getattr(predictor, "base", predictor), "engine", None)
-    return {"backend": type(engine).__name__ if engine is not None else type(predictor).__name__,
-            "output_vocab": getattr(engine, "output_vocab", "full"), "slots": getattr(engine, "slots", None)}
 
 
 def with_mbr(cfg: Config, predictor: Any, tuning_csv: Optional[Path]) -> Any:
@@ -127,30 +110,9 @@ def with_mbr(cfg: Config, predictor: Any, tuning_csv: Optional[Path]) -> Any:
     mbr = cfg.inference.mbr
     if mbr.num_candidates <= 1:
         return predictor
-    from src.inference.mbr import MbrPredictor, candidate_runs
-
     runs = candidate_runs(cfg, tuning_csv)
     log.info("MBR: %d candidates per dialogue (%s), selected by %s ROUGE", len(runs), runs, cfg.evaluation.tokenizer)
     return MbrPredictor(predictor, runs, cfg.evaluation.tokenizer, mbr.weights, mbr.chunk)
-
-
-def ensemble_outputs(cfg: Config, outputs: dict[str, Path], frames: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    """This run's predictions and those of ``inference.ensemble_from`` runs: per fname the consensus candidate."""
-    from src.config import resolve_path
-    from src.ensemble import select_files
-
-    counts: dict[str, Any] = {}
-    for split, name in (("dev", "dev_predictions"), ("test", "submission")):
-        if name not in outputs or split not in frames:
-            continue
-        others = [resolve_path(cfg.paths.output_dir) / run / outputs[name].name for run in cfg.inference.ensemble_from]
-        picked, counts[name] = select_files([outputs[name], *others], cfg.evaluation.tokenizer, cfg.inference.mbr.weights)
-        if split == "test":
-            write_submission(picked, frames[split], outputs[name])
-        else:
-            atomic_write_csv(outputs[name], picked, for_spreadsheets=True)
-    log.info("ensemble with %s: %s", ", ".join(cfg.inference.ensemble_from), counts)
-    return counts
 
 
 def _report(cfg: Config, checkpoint: Path, splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -175,6 +137,10 @@ def _report(cfg: Config, checkpoint: Path, splits: dict[str, dict[str, Any]]) ->
              stats["dialogues"], stats["seconds"], stats["dialogues_per_s"], stats["generated_tokens_per_s"])
     return {"checkpoint": str(checkpoint), "throughput": stats, "splits": splits,
             "hit_max_new_tokens": stats["hit_max_new_tokens"], "empty_outputs": stats["empty_outputs"],
-            "settings": {k: getattr(cfg.inference, k) for k in SETTINGS},
+            "settings": {k: _plain(getattr(cfg.inference, k)) for k in MANIFEST_KEYS},
             "prompt": {"num_fewshot": cfg.prompt.num_fewshot, "fewshot_selection": cfg.prompt.fewshot_selection,
                        "max_prompt_tokens": cfg.prompt.max_prompt_tokens}}
+
+
+def _plain(value: Any) -> Any:
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) and not isinstance(value, type) else value

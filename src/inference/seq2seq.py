@@ -1,13 +1,13 @@
-"""Batched generation for encoder-decoder models, with the same public API as ``Predictor``.
+"""Batched generation for encoder-decoder models (the ``seq2seq`` engine), with the same public API as ``Predictor``.
 
-Generation settings are ``inference.*`` with the KoBART baseline's defaults from ``seq2seq.*``
-wherever ``inference.*`` was left at its default (see ``generation_settings``).
+It generates with the settings it is given: ``src.inference.settings.resolve_settings`` has already put the
+KoBART baseline's ``seq2seq.*`` defaults, the tune stage's choice and the command line's keys in place.
 """
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -18,10 +18,13 @@ from src.errors import UserError
 from src.inference.batching import (BatchCallback, GenerationStats, checked_settings, length_batches, new_token_cap,
                                     predict_frame,
                                     run_batches)
+from src.inference.backends import EngineChoice, choose_engine
 from src.inference.constraints import bad_words_ids
+from src.inference.decoding import DecodingParams
 from src.inference.postprocess import fallback_summary, postprocess
 from src.models.device import compute_dtype, pick_device
-from src.models.seq2seq import decode_summary, encode_source, seq2seq_generate_kwargs, generation_settings, load_seq2seq
+from src.inference.submission import write_submission
+from src.models.seq2seq import decode_summary, encode_source, load_seq2seq
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +40,24 @@ class Seq2SeqPredictor:
     early_stopping: bool
     device: str
     stats: GenerationStats = field(default_factory=GenerationStats)
+    choice: EngineChoice = EngineChoice("seq2seq", "model.type=seq2seq")
+    engine: Optional[Any] = None  # model.generate is the engine
 
     @classmethod
-    def from_checkpoint(cls, cfg: Config, checkpoint: Path, pool: Optional[pd.DataFrame] = None) -> "Seq2SeqPredictor":
-        """Load a model folder saved by the train stage (``pool`` is unused: no few-shot prompts here)."""
+    def from_checkpoint(cls, cfg: Config, checkpoint: Path, pool: Optional[pd.DataFrame] = None,
+                        record: Optional[dict[str, Any]] = None,
+                        choice: Optional[EngineChoice] = None) -> "Seq2SeqPredictor":
+        """Load a model folder saved by the train stage, generating with ``cfg.inference`` as given (resolved settings;
+        ``pool`` and ``record`` are unused: no few-shot prompts or stored ids here)."""
         checkpoint = Path(checkpoint)
         if not (checkpoint / "config.json").is_file():
             raise UserError(f"{checkpoint}: no config.json; point inference.checkpoint at a seq2seq model folder "
                             "(e.g. model/<run>/final_checkpoint) or run the train stage")
         import torch
 
-        gen = generation_settings(cfg)
+        gen = cfg.inference
+        if gen.max_new_tokens == "auto":  # called directly with unresolved settings
+            gen = replace(gen, max_new_tokens=cfg.seq2seq.generation_max_length)
         device = pick_device(cfg.model.device)
         dtype = compute_dtype(cfg.training.compute_dtype, device)
         if cfg.model.torch_dtype != "auto":
@@ -56,7 +66,8 @@ class Seq2SeqPredictor:
         model.eval()
         log.info("seq2seq generation: max_length %d, num_beams %d, no_repeat_ngram_size %d, early_stopping %s",
                  gen.max_new_tokens, gen.num_beams, gen.no_repeat_ngram_size, cfg.seq2seq.early_stopping)
-        return cls(model, tokenizer, gen, cfg.seq2seq.encoder_max_len, cfg.seq2seq.early_stopping, device)
+        return cls(model, tokenizer, gen, cfg.seq2seq.encoder_max_len, cfg.seq2seq.early_stopping, device,
+                   choice=choice or choose_engine(gen.backend, "seq2seq", device))
 
     def predict_single(self, dialogue: str, **overrides: Any) -> str:
         """One summary."""
@@ -87,8 +98,6 @@ class Seq2SeqPredictor:
 
     def create_submission(self, test_df: pd.DataFrame, path: Path, **overrides: Any) -> Path:
         """Predict ``test_df`` and write a validated ``fname,summary`` CSV atomically."""
-        from src.inference.submission import write_submission
-
         return write_submission(self.predict_dataframe(test_df, **overrides), test_df, path)
 
     # ------------------------------------------------------------ internals
@@ -111,7 +120,7 @@ class Seq2SeqPredictor:
         with torch.inference_mode():
             blocked = bad_words_ids(self.tokenizer, gen.block_scripts)
             out = self.model.generate(input_ids=ids, attention_mask=mask, pad_token_id=pad,
-                                      **seq2seq_generate_kwargs(gen, self.early_stopping),
+                                      **seq2seq_generate_kwargs(DecodingParams.of(gen), self.early_stopping),
                                       **({"bad_words_ids": blocked} if blocked else {}))
         texts = []
         for row in out[:, 1:].tolist():  # position 0 is the decoder start token
@@ -130,3 +139,12 @@ class Seq2SeqPredictor:
             clean = fallback_summary(dialogue, gen.empty_fallback)
         return clean
 
+
+def seq2seq_generate_kwargs(gen: DecodingParams, early_stopping: bool) -> dict[str, Any]:
+    """``generate()`` arguments; the length cap is ``max_length`` (decoder start token included), as in the baseline."""
+    kw: dict[str, Any] = dict(max_length=gen.max_new_tokens, num_beams=gen.num_beams, do_sample=gen.do_sample,
+                              no_repeat_ngram_size=gen.no_repeat_ngram_size, repetition_penalty=gen.repetition_penalty,
+                              length_penalty=gen.length_penalty, early_stopping=early_stopping and gen.num_beams > 1)
+    if gen.do_sample:
+        kw.update(temperature=gen.temperature, top_p=gen.top_p)
+    return kw

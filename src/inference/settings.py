@@ -1,11 +1,14 @@
 """The settings inference really uses, built in one place, each with where its value came from.
 
 Layers, later wins: the run's config; the checkpoint's prompt settings (``pipeline_inference.json``,
-unless ``inference.prompt_from_checkpoint=false``), with ``max_new_tokens: auto`` resolved to the cap
-recorded there, and for seq2seq the ``seq2seq.*`` generation defaults; the tune stage's choice
-(``best_generation.yaml``); and last the keys given on the command line, which neither the
-checkpoint nor the tune stage overrides. The infer and tune stages build their predictor from
-``InferenceSettings.cfg``; infer logs ``lines()`` and ``--dry-run`` prints them.
+unless ``inference.prompt_from_checkpoint=false``); for seq2seq the ``seq2seq.*`` generation defaults
+(where the config left an inference key at its causal default); the tune stage's choice
+(``best_generation.yaml``); and last the keys given on the command line, which win whatever their value.
+Then ``max_new_tokens: auto`` is resolved (seq2seq: ``seq2seq.generation_max_length``; causal: the cap
+recorded with the checkpoint). ``resolve_settings`` is the only place this happens: the infer and tune
+stages, the predictors, MBR's candidates and ``--dry-run`` all take the frozen ``InferenceSettings`` it
+returns (or values derived from it: ``decoding()`` for the engines, ``values()`` for the manifest and
+fingerprints), and none of them reads ``pipeline_inference.json`` or applies a default again.
 """
 from __future__ import annotations
 
@@ -17,25 +20,50 @@ from typing import Any, Optional
 
 import yaml
 
-from src.config import Config, PromptConfig
+from src.config import Config, InferenceConfig, PromptConfig
+from src.config.deciding import DECIDING_KEYS, deciding_values
+from src.inference.decoding import DecodingParams
+from src.models.checkpoint import verified_checkpoint
+from src.models.provenance import fewshot_pool, read_inference_info, resolve_max_new_tokens, settings_for_inference
 
 log = logging.getLogger(__name__)
 
 CONFIG, CHECKPOINT, TUNE, COMMAND_LINE, SEQ2SEQ = "config", "checkpoint", "tune", "command line", "seq2seq.*"
-# what decides a summary (the rest of inference.* is how it is computed: batching, backend, output files)
-SHOWN = ("max_new_tokens", "num_beams", "no_repeat_ngram_size", "length_penalty", "repetition_penalty", "do_sample",
-         "temperature", "top_p", "cut_unfinished", "block_scripts", "empty_fallback", "backend", "quantize",
-         "merge_lora")
+# the keys the log and --dry-run show: every inference key that decides a summary except the sections
+SHOWN = tuple(k for k in DECIDING_KEYS if k not in ("mbr",))
+SEQ2SEQ_DEFAULTS = {"max_new_tokens": "generation_max_length", "num_beams": "num_beams",
+                    "no_repeat_ngram_size": "no_repeat_ngram_size"}  # inference key -> the seq2seq.* key standing in
 
 
 @dataclass(frozen=True)
 class InferenceSettings:
-    """The config inference runs with, the checkpoint and few-shot pool, and the source of every shown value."""
+    """The config inference runs with, the checkpoint and few-shot pool, the checkpoint's record, and the source of
+    every shown value."""
 
     cfg: Config
     checkpoint: Optional[Path]
     pool: Optional[Path]
     sources: dict[str, str] = field(default_factory=dict)  # "inference.num_beams" -> "tune (best_generation.yaml)"
+    record: dict[str, Any] = field(default_factory=dict)  # the checkpoint's pipeline_inference.json ({}: none)
+
+    @property
+    def gen(self) -> InferenceConfig:
+        """The resolved ``inference.*`` section."""
+        return self.cfg.inference
+
+    @property
+    def stored_vocab(self) -> Optional[list[int]]:
+        """The training data's token ids recorded with the checkpoint (the trimmed output layer), if any."""
+        ids = self.record.get("output_vocab")
+        return list(ids) if ids else None
+
+    def decoding(self) -> DecodingParams:
+        """What the engines read."""
+        return DecodingParams.of(self.gen)
+
+    def values(self) -> dict[str, Any]:
+        """Every inference value that decides a summary, as the engine receives it (manifest, fingerprints)."""
+        return deciding_values(self.gen)
 
     def lines(self) -> list[str]:
         """``key = value  (source)`` for the generation keys and the prompt keys."""
@@ -47,6 +75,12 @@ class InferenceSettings:
         log.info("inference settings (value, source) with checkpoint %s:", self.checkpoint)
         for line in self.lines():
             log.info("  %s", line)
+
+    def with_overrides(self, inference: dict[str, Any], source: str) -> "InferenceSettings":
+        """These settings with ``inference`` keys replaced (a tune trial, an MBR candidate), each marked ``source``."""
+        gen = replace(self.gen, **inference)
+        sources = {**self.sources, **{f"inference.{k}": source for k in inference}}
+        return replace(self, cfg=replace(self.cfg, inference=gen), sources=sources)
 
 
 def _value(cfg: Config, key: str) -> Any:
@@ -84,45 +118,55 @@ def tuned_choice(best: Optional[Path]) -> dict[str, dict[str, Any]]:
 
 def resolve_settings(cfg: Config, checkpoint: Optional[Path], current_pool: Optional[Path], tuned: Optional[Path],
                      explicit: frozenset[str] = frozenset(), verify: bool = True) -> InferenceSettings:
-    """Config < checkpoint prompt settings (and its length cap) < tune's choice < command-line keys.
+    """Config < checkpoint prompt settings < seq2seq defaults < tune's choice < command-line keys; then the length cap.
 
     ``checkpoint`` is checked against its recorded sha256 first (``verify``); a damaged one gives way
     to the newest intact ``checkpoint-N`` beside it. A checkpoint not written yet (``--dry-run``
     before training) contributes nothing.
     """
-    from src.models.checkpoint import verified_checkpoint
-    from src.models.provenance import fewshot_pool, read_inference_info, resolve_max_new_tokens, settings_for_inference
-
     folder = Path(checkpoint) if checkpoint is not None and Path(checkpoint).is_dir() else None
     if folder is not None and verify:
         folder = checkpoint = verified_checkpoint(folder)
-    present = folder is not None
-    info = read_inference_info(folder) if folder is not None else {}
+    record = read_inference_info(folder) if folder is not None else {}
     sources: dict[str, str] = {}
-    layered = settings_for_inference(cfg, folder, info) if folder is not None else cfg
+    layered = settings_for_inference(cfg, folder, record) if folder is not None else cfg
     _mark(cfg, layered, sources, f"{CHECKPOINT} {checkpoint}")
-    layered = _seq2seq_defaults(layered, sources)  # before the cap: seq2seq.generation_max_length stands for auto
-    if present:
-        capped = replace(layered, inference=resolve_max_new_tokens(layered.inference, info))
-        _mark(layered, capped, sources, f"{CHECKPOINT} {checkpoint} (auto: the training summaries' length)")
-        layered = capped
+    layered = _seq2seq_defaults(layered, sources, explicit)
     chosen = tuned_choice(tuned)
     after_tune = replace(layered, inference=replace(layered.inference, **chosen.get("inference", {})),
                          prompt=replace(layered.prompt, **chosen.get("prompt", {})))
     _mark(layered, after_tune, sources, f"{TUNE} {tuned}")
     final = _keep_explicit(after_tune, cfg, explicit)
     sources.update({k: COMMAND_LINE for k in explicit if k.split(".", 1)[0] in ("inference", "prompt")})
-    pool = fewshot_pool(final, info, current_pool) if present else current_pool
-    return InferenceSettings(final, Path(checkpoint) if checkpoint is not None else None, pool, sources)
+    final = _length_cap(final, record, folder is not None, sources, checkpoint)
+    pool = fewshot_pool(final, record, current_pool) if folder is not None else current_pool
+    return InferenceSettings(final, Path(checkpoint) if checkpoint is not None else None, pool, sources, record)
 
 
-def _seq2seq_defaults(cfg: Config, sources: dict[str, str]) -> Config:
-    """For model.type=seq2seq: ``seq2seq.*`` generation defaults where inference.* was left at its default."""
+def _seq2seq_defaults(cfg: Config, sources: dict[str, str], explicit: frozenset[str]) -> Config:
+    """For model.type=seq2seq: the ``seq2seq.*`` generation defaults for each inference key the config left at its
+    causal default and the command line did not name (a named key wins whatever its value)."""
     if cfg.model.type != "seq2seq":
         return cfg
-    from src.models.seq2seq import generation_settings
-
-    before = cfg
-    after = replace(cfg, inference=generation_settings(cfg))
-    _mark(before, after, sources, SEQ2SEQ)
+    default = InferenceConfig()
+    picks = {k: getattr(cfg.seq2seq, s2s) for k, s2s in SEQ2SEQ_DEFAULTS.items()
+             if f"inference.{k}" not in explicit and getattr(cfg.inference, k) == getattr(default, k)}
+    after = replace(cfg, inference=replace(cfg.inference, **picks))
+    _mark(cfg, after, sources, SEQ2SEQ)
     return after
+
+
+def _length_cap(cfg: Config, record: dict[str, Any], present: bool, sources: dict[str, str],
+                checkpoint: Optional[Path]) -> Config:
+    """``max_new_tokens: auto`` as a number: ``seq2seq.generation_max_length`` for seq2seq, else the cap recorded with
+    the checkpoint (without a checkpoint yet it stays auto: the train stage has not run)."""
+    gen = cfg.inference
+    if cfg.model.type == "seq2seq" and gen.max_new_tokens == "auto":
+        sources["inference.max_new_tokens"] = SEQ2SEQ
+        gen = replace(gen, max_new_tokens=cfg.seq2seq.generation_max_length)
+    if present:
+        capped = resolve_max_new_tokens(gen, record)
+        if capped.max_new_tokens != gen.max_new_tokens:
+            sources["inference.max_new_tokens"] = f"{CHECKPOINT} {checkpoint} (auto: the training summaries' length)"
+        gen = capped
+    return replace(cfg, inference=gen)

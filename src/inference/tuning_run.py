@@ -12,6 +12,8 @@ import yaml
 from src.config import Config, all_keys, coerce, section_problems
 from src.data.loading import load_split
 from src.errors import UserError
+from src.inference.factory import load_predictor
+from src.inference.settings import InferenceSettings
 from src.inference.tuning import TUNABLE, Setting, Trial, candidates, search, setting_id
 from src.utils.io import atomic_write, atomic_write_csv, atomic_write_text
 from src.utils.journal import JsonlJournal
@@ -121,19 +123,16 @@ def reference_scorer(references: dict[str, str], tokenizer: str) -> Callable[[li
     return score
 
 
-def tune_generation(cfg: Config, checkpoint: Path, dev_path: Path, pool_path: Optional[Path],
+def tune_generation(cfg: Config, settings: InferenceSettings, dev_path: Path,
                     outputs: dict[str, Path]) -> dict[str, Any]:
-    """Run the search and write tuning.csv, tuning.png, best_generation.yaml and tuning_rows.csv."""
-    from src.inference.factory import load_predictor
-    from src.inference.settings import resolve_settings
-
+    """Run the search from ``settings`` (resolved without a tune choice; each trial replaces only its own keys) and
+    write tuning.csv, tuning.png, best_generation.yaml and tuning_rows.csv."""
     dev = load_split(dev_path, "dev")
     rows = tuning_rows(dev, cfg.tune.rows, cfg.seed)
     atomic_write_csv(outputs["rows"], pd.DataFrame({"fname": rows}))
-    resolved = resolve_settings(cfg, checkpoint, pool_path, None)
-    run_cfg, pool_file, checkpoint = resolved.cfg, resolved.pool, resolved.checkpoint or checkpoint
+    run_cfg, pool_file = settings.cfg, settings.pool
     pool = load_split(pool_file, "train") if pool_file is not None and run_cfg.prompt.num_fewshot else None
-    predictor = load_predictor(run_cfg, checkpoint, pool)
+    predictor = load_predictor(settings, pool)
     score = reference_scorer(dict(zip(dev["fname"].astype(str), dev["summary"].astype(str))),
                              cfg.evaluation.tokenizer)
     settings = candidates(cfg.tune, cfg.seed)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from src.config import Config, InferenceConfig
+from src.config import Config
+from src.inference.decoding import DecodingParams
 from src.errors import UserError
 from src.inference.batching import new_token_cap
 from src.inference.engine import cut_at_stop
@@ -42,7 +43,7 @@ def check_backend(cfg: Config) -> Optional[str]:
             "or set inference.backend=transformers")
 
 
-def sampling_kwargs(gen: InferenceConfig, stop_ids: list[int], seed: Optional[int],
+def sampling_kwargs(gen: DecodingParams, stop_ids: list[int], seed: Optional[int],
                     banned: Sequence[int] = ()) -> dict[str, Any]:
     """``SamplingParams`` arguments matching the transformers settings (temperature 0 is greedy).
 
@@ -77,7 +78,7 @@ class VllmEngine:
     device: str = "cuda"
     chunk_size: int = CHUNK
 
-    def generate(self, batch: list[list[int]], gen: InferenceConfig, stop_ids: list[int],
+    def generate(self, batch: list[list[int]], gen: DecodingParams, stop_ids: list[int],
                  banned: Sequence[int] = ()) -> list[tuple[list[int], bool]]:
         """New ids per prompt before the first stop id, and whether a stop ended it."""
         from vllm import SamplingParams

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import replace
 from typing import Any, Iterable, Sequence
 
-from src.config import Config, InferenceConfig
+from src.config import Config
 from src.errors import UserError
 from src.models.loading import count_parameters
 from src.patterns import HASH_TOKEN
@@ -97,26 +96,3 @@ def decode_summary(tokenizer: Any, ids: Sequence[int]) -> str:
     """Text of generated ids, keeping the added speaker/mask tokens (skip_special_tokens would drop them)."""
     structural = {tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id}
     return tokenizer.decode([i for i in ids if i not in structural and i >= 0], skip_special_tokens=False)
-
-
-def generation_settings(cfg: Config) -> InferenceConfig:
-    """``inference.*`` with ``seq2seq.*`` generation defaults wherever inference.* was left at its default.
-
-    The causal defaults (greedy, no n-gram block) are wrong for KoBART; a value the user changed
-    in ``inference`` still wins, so one override works for both model types.
-    """
-    default, s2s = InferenceConfig(), cfg.seq2seq
-    picks = {"max_new_tokens": s2s.generation_max_length, "num_beams": s2s.num_beams,
-             "no_repeat_ngram_size": s2s.no_repeat_ngram_size}
-    unset: dict[str, Any] = {k: v for k, v in picks.items() if getattr(cfg.inference, k) == getattr(default, k)}
-    return replace(cfg.inference, **unset)
-
-
-def seq2seq_generate_kwargs(gen: InferenceConfig, early_stopping: bool) -> dict[str, Any]:
-    """``generate()`` arguments; the length cap is ``max_length`` (decoder start token included), as in the baseline."""
-    kw: dict[str, Any] = dict(max_length=gen.max_new_tokens, num_beams=gen.num_beams, do_sample=gen.do_sample,
-                              no_repeat_ngram_size=gen.no_repeat_ngram_size, repetition_penalty=gen.repetition_penalty,
-                              length_penalty=gen.length_penalty, early_stopping=early_stopping and gen.num_beams > 1)
-    if gen.do_sample:
-        kw.update(temperature=gen.temperature, top_p=gen.top_p)
-    return kw

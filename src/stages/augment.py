@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 
 name = "augment"
 required: tuple[str, ...] = ("clean_train",)
+command_line: tuple[str, ...] = ()  # sections whose command-line keys win (src.pipeline.fingerprint)
 
 
 def outputs(ctx: RunContext) -> dict[str, Path]:

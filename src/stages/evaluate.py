@@ -12,6 +12,7 @@ log = logging.getLogger(__name__)
 
 name = "evaluate"
 required: tuple[str, ...] = ("dev_predictions", "dev")
+command_line: tuple[str, ...] = ()  # sections whose command-line keys win (src.pipeline.fingerprint)
 
 
 def outputs(ctx: RunContext) -> dict[str, Path]:

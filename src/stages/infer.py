@@ -5,13 +5,24 @@ import logging
 from pathlib import Path
 from typing import Any, Optional
 
-from src.config import Config
-from src.context import RunContext
+import pandas as pd
+
+from src.config import Config, resolve_path
+from src.config.deciding import DECIDING_KEYS
+from src.context import RunContext, present
+from src.ensemble import select_files
+from src.inference.run import predict_splits, read_splits
+from src.inference.settings import InferenceSettings, resolve_settings
+from src.inference.submission import write_submission
+from src.inference.vllm_engine import check_backend
+from src.models.device import device_problems
+from src.utils.io import atomic_write_csv
 
 log = logging.getLogger(__name__)
 
 name = "infer"
 required: tuple[str, ...] = ("checkpoint", "test")
+command_line: tuple[str, ...] = ("inference", "prompt")  # sections whose command-line keys win (src.pipeline.fingerprint)
 
 
 def outputs(ctx: RunContext) -> dict[str, Path]:
@@ -37,17 +48,17 @@ def inputs(ctx: RunContext) -> dict[str, Optional[Path]]:
 
 
 def config_parts(cfg: Config) -> dict[str, Any]:
-    """Settings this stage depends on."""
-    return {"model": cfg.model, "prompt": cfg.prompt, "inference": cfg.inference, "seed": cfg.seed,
+    """Settings this stage depends on: every inference key the schema marks as deciding a summary (and
+    ``inference.predict_dev``, which decides what is written), the prompt, the model, the command line's keys
+    (``command_line``: a key named there wins over the seq2seq defaults and the tune stage's choice)."""
+    inference = {k: getattr(cfg.inference, k) for k in (*DECIDING_KEYS, "predict_dev", "checkpoint")}
+    return {"model": cfg.model, "prompt": cfg.prompt, "inference": inference, "seed": cfg.seed,
             "quantized": cfg.training.use_qlora, "compute_dtype": cfg.training.compute_dtype,
             "seq2seq": cfg.seq2seq if cfg.model.type == "seq2seq" else None}
 
 
 def check(ctx: RunContext) -> list[str]:
     """The generation backend is installed (what it cannot do with these settings is a config rule)."""
-    from src.inference.vllm_engine import check_backend
-    from src.models.device import device_problems
-
     problem = check_backend(ctx.cfg)
     problems = [problem] if problem else []
     for run in ctx.cfg.inference.ensemble_from:
@@ -62,11 +73,7 @@ def check(ctx: RunContext) -> list[str]:
 def settings_lines(ctx: RunContext) -> list[str]:
     """What ``--dry-run`` shows: the settings inference would use now, each with its source, and what the stages
     that run first may still change (``src.inference.settings``)."""
-    from src.inference.settings import resolve_settings
-
-    ins = inputs(ctx)
-    checkpoint, tuned = ins.get("checkpoint"), ins.get("tuned")
-    settings = resolve_settings(ctx.cfg, checkpoint, ins.get("train"), tuned, ctx.explicit, verify=False)
+    settings = settings_for(ctx, verify=False)
     later = [f"{stage} runs first: {what}" for stage, what in (
         ("train", "its checkpoint's prompt settings and length cap apply"),
         ("tune", "its choice applies to the keys not given on the command line")) if stage in ctx.selected]
@@ -74,8 +81,39 @@ def settings_lines(ctx: RunContext) -> list[str]:
     return [f"inference settings (value, source){note}:"] + [f"  {line}" for line in settings.lines()]
 
 
-def run(ctx: RunContext) -> dict[str, Any]:
-    """Predict dev and test; write predictions and the validated submission."""
-    from src.inference.run import predict_splits
+def settings_for(ctx: RunContext, verify: bool = True) -> InferenceSettings:
+    """The one resolution of the run's inference settings (``src.inference.settings``)."""
+    ins = inputs(ctx)
+    return resolve_settings(ctx.cfg, ins.get("checkpoint"), ins.get("train"), ins.get("tuned"), ctx.explicit, verify)
 
-    return predict_splits(ctx.cfg, inputs(ctx), outputs(ctx), ctx.run_dir, ctx.explicit)
+
+def run(ctx: RunContext) -> dict[str, Any]:
+    """Read the splits; resolve the settings once; predict dev and test; write predictions, the validated submission
+    and, with ``inference.ensemble_from``, the consensus with the other runs."""
+    ins, outs = inputs(ctx), outputs(ctx)
+    frames = read_splits(ins.get("dev"), present(ins, "test"), "dev_predictions" in outs)
+    present(ins, "checkpoint")
+    settings = settings_for(ctx)
+    settings.log()
+    files = {"dev": ins.get("dev"), "test": present(ins, "test")}
+    report = predict_splits(settings, frames, {k: v for k, v in files.items() if v is not None}, outs,
+                            ins.get("tuning"))
+    if ctx.cfg.inference.ensemble_from:
+        report["ensemble"] = ensemble_outputs(ctx.cfg, outs, frames)
+    return report
+
+
+def ensemble_outputs(cfg: Config, outputs: dict[str, Path], frames: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """This run's predictions and those of ``inference.ensemble_from`` runs: per fname the consensus candidate."""
+    counts: dict[str, Any] = {}
+    for split, name in (("dev", "dev_predictions"), ("test", "submission")):
+        if name not in outputs or split not in frames:
+            continue
+        others = [resolve_path(cfg.paths.output_dir) / run / outputs[name].name for run in cfg.inference.ensemble_from]
+        picked, counts[name] = select_files([outputs[name], *others], cfg.evaluation.tokenizer, cfg.inference.mbr.weights)
+        if split == "test":
+            write_submission(picked, frames[split], outputs[name])
+        else:
+            atomic_write_csv(outputs[name], picked, for_spreadsheets=True)
+    log.info("ensemble with %s: %s", ", ".join(cfg.inference.ensemble_from), counts)
+    return counts

@@ -12,6 +12,7 @@ log = logging.getLogger(__name__)
 
 name = "merge"
 required: tuple[str, ...] = ("clean_train", "dev", "test")
+command_line: tuple[str, ...] = ()  # sections whose command-line keys win (src.pipeline.fingerprint)
 
 
 def outputs(ctx: RunContext) -> dict[str, Path]:

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 name = "preprocess"
 # the sources themselves are checked for every run by src.data.sources.preflight_problems (src.run)
 required: tuple[str, ...] = ()
+command_line: tuple[str, ...] = ()  # sections whose command-line keys win (src.pipeline.fingerprint)
 
 
 def outputs(ctx: RunContext) -> dict[str, Path]:

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 name = "rl"
 required: tuple[str, ...] = ("init", "train")
+command_line: tuple[str, ...] = ()  # sections whose command-line keys win (src.pipeline.fingerprint)
 # what changes how a run is logged or kept, or whether the stage runs, not what it trains
 NOT_DECIDING = ("enabled", "logging_steps", "save_steps", "save_total_limit", "eval_rows")
 

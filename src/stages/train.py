@@ -12,6 +12,7 @@ log = logging.getLogger(__name__)
 
 name = "train"
 required: tuple[str, ...] = ("train",)
+command_line: tuple[str, ...] = ()  # sections whose command-line keys win (src.pipeline.fingerprint)
 
 
 def outputs(ctx: RunContext) -> dict[str, Path]:
@@ -93,7 +94,7 @@ def job(ctx: RunContext) -> Any:
     digests["model"] = ",".join(file_digest(p) for p in model_files if p.is_file()) or None
     train = present(ins, "train")
     return TrainJob(ctx.model_dir, ctx.resume, training_parts(ctx.cfg, digests, model_path), train, digests["train"],
-                    report_dir=ctx.run_dir if ctx.is_main else None)
+                    report_dir=ctx.run_dir if ctx.is_main else None, explicit=ctx.explicit)
 
 
 def run(ctx: RunContext) -> dict[str, Any]:

@@ -13,11 +13,14 @@ from typing import Any, Optional
 
 from src.config import Config
 from src.context import RunContext, present
+from src.inference.settings import resolve_settings
+from src.inference.tuning_run import space_problems, tune_generation
 
 log = logging.getLogger(__name__)
 
 name = "tune"
 required: tuple[str, ...] = ("checkpoint", "dev")
+command_line: tuple[str, ...] = ("inference", "prompt")  # sections whose command-line keys win (src.pipeline.fingerprint)
 
 
 def outputs(ctx: RunContext) -> dict[str, Path]:
@@ -47,16 +50,13 @@ def config_parts(cfg: Config) -> dict[str, Any]:
 
 def check(ctx: RunContext) -> list[str]:
     """Every value of ``tune.space`` is a valid setting of its key."""
-    from src.inference.tuning_run import space_problems
-
     return space_problems(ctx.cfg)
 
 
 def run(ctx: RunContext) -> dict[str, Any]:
-    """Search, write the four files, return the choice for the manifest."""
-    from src.inference.tuning_run import tune_generation
-
+    """Resolve the settings inference would use without a tune choice (the trials start from them); search; write the
+    four files; return the choice for the manifest."""
     ins = inputs(ctx)
     checkpoint = present(ins, "checkpoint")
-    return {**tune_generation(ctx.cfg, checkpoint, present(ins, "dev"), ins.get("train"), outputs(ctx)),
-            "checkpoint": str(checkpoint)}
+    settings = resolve_settings(ctx.cfg, checkpoint, ins.get("train"), None, ctx.explicit)
+    return {**tune_generation(ctx.cfg, settings, present(ins, "dev"), outputs(ctx)), "checkpoint": str(checkpoint)}

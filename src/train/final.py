@@ -86,6 +86,7 @@ class TrainJob:
     checkpoint: Optional[Path] = None  # set by ``finish``: the checkpoint training continues from
     report_dir: Optional[Path] = None  # the run folder: train_log.csv and train_curves.png go here
     output_ids: Optional[list[int]] = None  # causal: the training examples' distinct ids, stored for inference
+    explicit: frozenset[str] = frozenset()  # keys set on the command line (the training-time generation settings)
 
     def callbacks(self, cfg: Config) -> list[Any]:
         """What every trainer of the pipeline gets: checkpoint records, loss lines and curves, the NaN stop."""

@@ -14,6 +14,8 @@ from typing import Any, Callable, Optional
 import pandas as pd
 
 from src.config import Config
+from src.inference.seq2seq import seq2seq_generate_kwargs
+from src.inference.settings import resolve_settings
 from src.inference.postprocess import postprocess
 from src.models.device import pick_device
 from src.models.loading import count_parameters
@@ -21,8 +23,6 @@ from src.models.seq2seq import (
     decode_summary,
     encode_source,
     encode_target,
-    seq2seq_generate_kwargs,
-    generation_settings,
     load_seq2seq,
     special_tokens,
 )
@@ -171,7 +171,8 @@ def train_seq2seq(cfg: Config, model_path: str, train_df: pd.DataFrame, dev_df: 
     tokens = special_tokens(cfg, [*train_df["dialogue"].astype(str), *train_df["summary"].astype(str)])
     # fp32 weights: mixed precision (bf16/fp16 flags) is applied by the trainer where the device supports it
     model, tokenizer = load_seq2seq(model_path, cfg, device, torch.float32, tokens)
-    model.generation_config.update(**seq2seq_generate_kwargs(generation_settings(cfg), cfg.seq2seq.early_stopping))
+    decoding = resolve_settings(cfg, None, None, None, job.explicit).decoding()  # as inference will generate
+    model.generation_config.update(**seq2seq_generate_kwargs(decoding, cfg.seq2seq.early_stopping))
     train_set = encode_pairs(tokenizer, train_df, cfg)
     log.info("training pairs: %d (%d dialogues cut to %d tokens, %d summaries cut to %d)", len(train_set.rows),
              train_set.long_dialogues, cfg.seq2seq.encoder_max_len, train_set.long_summaries,

@@ -9,7 +9,8 @@ import pandas as pd
 from src.config import load_config
 from src.inference.batching import GenerationStats
 from src.inference.mbr import MbrPredictor, candidate_runs, tune_runs
-from src.inference.run import ensemble_outputs, with_mbr
+from src.inference.run import with_mbr
+from src.stages.infer import ensemble_outputs
 
 
 class FakePredictor:

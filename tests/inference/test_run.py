@@ -6,7 +6,15 @@ import pytest
 
 from src.inference import run as infer_run
 from src.inference.journal import PredictionJournal, journal_path
+from src.inference.settings import resolve_settings
 from tests.inference.conftest import DEBUG, tiny_config
+
+
+def predict(cfg, inputs, outputs) -> dict:
+    """What the infer stage does with its inputs: read the splits, resolve the settings once, predict."""
+    frames = infer_run.read_splits(inputs["dev"], inputs["test"], "dev_predictions" in outputs)
+    settings = resolve_settings(cfg, inputs["checkpoint"], inputs["train"], None)
+    return infer_run.predict_splits(settings, frames, {"dev": inputs["dev"], "test": inputs["test"]}, outputs, None)
 
 
 def _io(ckpt, out_dir, dev=DEBUG / "dev.csv"):
@@ -19,7 +27,7 @@ def _io(ckpt, out_dir, dev=DEBUG / "dev.csv"):
 def clean_run(tiny_trained: dict, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("clean")
     inputs, outputs = _io(tiny_trained["path"], out)
-    report = infer_run.predict_splits(tiny_config(batch_size=5), inputs, outputs, out)
+    report = predict(tiny_config(batch_size=5), inputs, outputs)
     return {"out": out, "report": report, "outputs": outputs}
 
 
@@ -41,6 +49,7 @@ def test_manifest_fields(clean_run: dict) -> None:
     assert r["hit_max_new_tokens"] == r["throughput"]["hit_max_new_tokens"] > 0
     assert r["settings"]["batch_size"] == 5 and r["settings"]["backend"] == "auto"
     assert r["engine"]["backend"] == "ContinuousEngine", "auto on a CPU: the continuous engine"
+    assert r["engine"]["choice"] == "continuous" and r["engine"]["why"] == "inference.backend=auto on a CPU"
 
 
 def test_interrupted_inference_resumes_from_journal(tiny_trained: dict, clean_run: dict, tmp_path, monkeypatch) -> None:
@@ -55,12 +64,12 @@ def test_interrupted_inference_resumes_from_journal(tiny_trained: dict, clean_ru
 
     monkeypatch.setattr(PredictionJournal, "append", crash_after_one_test_batch)
     with pytest.raises(KeyboardInterrupt):
-        infer_run.predict_splits(tiny_config(batch_size=4, slots=1), inputs, outputs, tmp_path)  # chunks of 4
+        predict(tiny_config(batch_size=4, slots=1), inputs, outputs)  # chunks of 4
     assert not outputs["submission"].exists() and outputs["dev_predictions"].exists()
     assert len(journal_path(outputs["submission"]).read_text().splitlines()) == 4
     monkeypatch.setattr(PredictionJournal, "append", original)
 
-    report = infer_run.predict_splits(tiny_config(batch_size=4, slots=1), inputs, outputs, tmp_path)
+    report = predict(tiny_config(batch_size=4, slots=1), inputs, outputs)
     assert report["splits"]["dev"]["reused_from_journal"] == 12 and report["splits"]["dev"]["dialogues"] == 0
     assert report["splits"]["test"]["reused_from_journal"] == 4 and report["splits"]["test"]["dialogues"] == 8
     assert outputs["submission"].read_bytes() == clean_run["outputs"]["submission"].read_bytes()
@@ -70,8 +79,7 @@ def test_interrupted_inference_resumes_from_journal(tiny_trained: dict, clean_ru
 def test_journal_of_other_settings_is_not_reused(tiny_trained: dict, tmp_path) -> None:
     inputs, outputs = _io(tiny_trained["path"], tmp_path)
     PredictionJournal(journal_path(outputs["submission"]), "stale").append(["test_0"], ["옛 요약"])
-    report = infer_run.predict_splits(tiny_config(predict_dev=False, max_new_tokens=4), inputs, {"submission": outputs["submission"]},
-                                      tmp_path)
+    report = predict(tiny_config(predict_dev=False, max_new_tokens=4), inputs, {"submission": outputs["submission"]})
     assert report["splits"]["test"]["reused_from_journal"] == 0 and "dev" not in report["splits"]
     assert "옛 요약" not in outputs["submission"].read_text(encoding="utf-8")
 
@@ -80,6 +88,6 @@ def test_dev_without_summaries_is_not_predicted(tiny_trained: dict, tmp_path) ->
     dev = tmp_path / "dev.csv"
     pd.read_csv(DEBUG / "dev.csv")[["fname", "dialogue"]].to_csv(dev, index=False)
     inputs, outputs = _io(tiny_trained["path"], tmp_path, dev=dev)
-    report = infer_run.predict_splits(tiny_config(max_new_tokens=4), inputs, outputs, tmp_path)
+    report = predict(tiny_config(max_new_tokens=4), inputs, outputs)
     assert "dev" not in report["splits"] and not outputs["dev_predictions"].exists()
     assert outputs["submission"].exists()

@@ -9,8 +9,9 @@ import pytest
 
 from src.config import Config, InferenceConfig, Seq2SeqConfig, load_config
 from src.errors import UserError
-from src.inference.seq2seq import Seq2SeqPredictor, length_batches
-from src.models.seq2seq import seq2seq_generate_kwargs, generation_settings
+from src.inference.decoding import DecodingParams
+from src.inference.seq2seq import Seq2SeqPredictor, length_batches, seq2seq_generate_kwargs
+from src.inference.settings import resolve_settings
 from tests.conftest import REPO
 
 DEBUG = REPO / "data" / "debug"
@@ -36,22 +37,56 @@ def predictor(checkpoint: Path, **inference) -> Seq2SeqPredictor:
     return Seq2SeqPredictor.from_checkpoint(cfg, checkpoint, None)
 
 
+def generation(cfg: Config, explicit: frozenset[str] = frozenset()) -> InferenceConfig:
+    return resolve_settings(cfg, None, None, None, explicit).gen
+
+
 def test_generation_defaults_come_from_seq2seq_section() -> None:
-    gen = generation_settings(Config())
+    s2s = replace(Config(), model=replace(Config().model, type="seq2seq"))
+    gen = generation(s2s)
     assert (gen.max_new_tokens, gen.num_beams, gen.no_repeat_ngram_size) == (100, 4, 2)
-    changed = generation_settings(replace(Config(), inference=InferenceConfig(num_beams=2, max_new_tokens=60)))
+    changed = generation(replace(s2s, inference=InferenceConfig(num_beams=2, max_new_tokens=60)))
     assert (changed.max_new_tokens, changed.num_beams, changed.no_repeat_ngram_size) == (60, 2, 2)
-    # inference.num_beams=1 is its default, so greedy seq2seq decoding is asked for with seq2seq.num_beams=1
-    greedy = generation_settings(load_config(None, ["model.type=seq2seq", "seq2seq.num_beams=1"]))
+    greedy = generation(load_config(None, ["model.type=seq2seq", "seq2seq.num_beams=1"]))
     assert greedy.num_beams == 1
-    kobart = generation_settings(load_config(REPO / "configs" / "models" / "kobart-summarization.yaml", []))
+    kobart = generation(load_config(REPO / "configs" / "models" / "kobart-summarization.yaml", []))
     assert (kobart.max_new_tokens, kobart.num_beams, kobart.no_repeat_ngram_size) == (100, 4, 2)
 
 
+def test_a_command_line_key_wins_over_the_seq2seq_defaults_whatever_its_value() -> None:
+    """inference.num_beams=1 equals the causal default; named on the command line it still wins (it was ignored)."""
+    overrides = ["model.type=seq2seq", "inference.num_beams=1", "inference.no_repeat_ngram_size=0"]
+    named = generation(load_config(None, overrides), frozenset({"inference.num_beams", "inference.no_repeat_ngram_size"}))
+    via_seq2seq = generation(load_config(None, ["model.type=seq2seq", "seq2seq.num_beams=1",
+                                                "seq2seq.no_repeat_ngram_size=0"]))
+    assert (named.num_beams, named.no_repeat_ngram_size) == (1, 0) == (via_seq2seq.num_beams,
+                                                                       via_seq2seq.no_repeat_ngram_size)
+    assert named == via_seq2seq
+    settings = resolve_settings(load_config(None, overrides), None, None, None, frozenset({"inference.num_beams"}))
+    assert settings.sources["inference.num_beams"] == "command line"
+    assert settings.sources["inference.no_repeat_ngram_size"] == "seq2seq.*", "not named: the seq2seq default"
+
+
+def test_a_tune_choice_wins_over_the_seq2seq_defaults(tmp_path: Path) -> None:
+    best = tmp_path / "best_generation.yaml"
+    best.write_text("inference: {num_beams: 1}\n", encoding="utf-8")
+    settings = resolve_settings(load_config(None, ["model.type=seq2seq"]), None, None, best)
+    assert settings.gen.num_beams == 1 and settings.sources["inference.num_beams"].startswith("tune ")
+    assert settings.decoding().num_beams == 1
+
+
+def test_the_predictor_generates_with_the_settings_it_is_given(checkpoint: Path) -> None:
+    cfg = load_config(None, ["model.type=seq2seq", "inference.num_beams=1"])
+    resolved = resolve_settings(cfg, None, None, None, frozenset({"inference.num_beams"})).cfg
+    p = Seq2SeqPredictor.from_checkpoint(resolved, checkpoint, None)
+    assert p.gen.num_beams == 1 and p.gen.no_repeat_ngram_size == 2 and p.choice.name == "seq2seq"
+
+
 def test_seq2seq_generate_kwargs_follow_the_baseline() -> None:
-    kw = seq2seq_generate_kwargs(generation_settings(Config()), early_stopping=True)
+    s2s = generation(load_config(None, ["model.type=seq2seq"]))
+    kw = seq2seq_generate_kwargs(DecodingParams.of(s2s), early_stopping=True)
     assert (kw["max_length"], kw["num_beams"], kw["no_repeat_ngram_size"], kw["early_stopping"]) == (100, 4, 2, True)
-    greedy = seq2seq_generate_kwargs(InferenceConfig(num_beams=1), early_stopping=True)
+    greedy = seq2seq_generate_kwargs(DecodingParams(max_new_tokens=100, num_beams=1), early_stopping=True)
     assert greedy["early_stopping"] is False and "temperature" not in greedy
 
 

@@ -130,3 +130,15 @@ def test_banned_ids_become_a_logit_bias() -> None:
     kw = vllm_backend.sampling_kwargs(InferenceConfig(), [2], seed=0, banned=(11, 12))
     assert kw["logit_bias"] == {11: -100.0, 12: -100.0}
     assert "logit_bias" not in vllm_backend.sampling_kwargs(InferenceConfig(), [2], seed=0)
+
+
+def test_a_backend_that_does_not_apply_to_seq2seq_is_a_config_error() -> None:
+    from src.config import config_problems
+
+    for backend in ("continuous", "vllm"):
+        cfg = tiny_config(backend=backend)
+        (problem,) = config_problems(replace(cfg, model=replace(cfg.model, type="seq2seq")))
+        assert problem.startswith(f"config key 'inference.backend' = '{backend}' does not apply to model.type=seq2seq")
+    for backend in ("auto", "transformers"):
+        cfg = tiny_config(backend=backend)
+        assert config_problems(replace(cfg, model=replace(cfg.model, type="seq2seq"))) == []
