@@ -12,20 +12,20 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from src.config import Config, to_dict
+from src.config.deciding import DECIDING_KEYS
 from src.utils.io import file_digest, json_digest
 from src.utils.journal import JsonlJournal
 
 log = logging.getLogger(__name__)
 
-# batch size, slots and token budgets do not change greedy outputs (tests/inference/test_predictor.py, test_continuous.py)
-_NOT_DECIDING = ("batch_size", "max_batch_tokens", "checkpoint", "predict_dev", "vllm_gpu_memory_utilization",
-                 "vllm_cpu_kv_cache_gb", "vllm_tensor_parallel_size", "slots", "prefill_tokens", "vocab_check_every")
 
 
 def prediction_key(cfg: Config, checkpoint: Path, split_file: Path, pool_file: Optional[Path],
                   extra: Any = None) -> str:
     """Hash of the checkpoint, the generation/prompt/model settings, the files read and ``extra`` (MBR's runs)."""
-    inference = {k: v for k, v in to_dict(cfg.inference).items() if k not in _NOT_DECIDING}
+    # the keys the schema marks as deciding a summary: batch size, slots and token budgets do not change greedy
+    # outputs (tests/inference/test_predictor.py, test_continuous.py)
+    inference = {k: v for k, v in to_dict(cfg.inference).items() if k in DECIDING_KEYS}
     parts: dict[str, Any] = {
         "inference": inference, "prompt": to_dict(cfg.prompt), "model": to_dict(cfg.model), "seed": cfg.seed,
         "quantization": [cfg.training.use_qlora, cfg.training.quantization, cfg.training.compute_dtype],

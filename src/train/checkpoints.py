@@ -22,6 +22,7 @@ from typing import Any, Optional
 from transformers import TrainerCallback
 
 from src.config import Config, to_dict
+from src.config.deciding import GENERATION_KEYS
 from src.utils.io import atomic_write_json, follow_umask, json_digest, sha256_file
 
 log = logging.getLogger(__name__)
@@ -38,9 +39,7 @@ TRAINER_STATE_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "trainer_sta
 def training_parts(cfg: Config, data_digests: dict[str, Optional[str]], model_path: str) -> dict[str, Any]:
     """What decides training, as plain data (hashed into the fingerprint and kept to say what changed)."""
     training = {k: v for k, v in to_dict(cfg.training).items() if k not in NOT_DECIDING}
-    generation = {k: v for k, v in to_dict(cfg.inference).items()
-                  if k in ("max_new_tokens", "num_beams", "no_repeat_ngram_size", "length_penalty",
-                           "repetition_penalty", "do_sample", "temperature", "top_p")}
+    generation = {k: v for k, v in to_dict(cfg.inference).items() if k in GENERATION_KEYS}
     return {"data": data_digests, "model": {**to_dict(cfg.model), "path": model_path}, "training": training,
             "prompt": to_dict(cfg.prompt), "seed": cfg.seed, "seq2seq": to_dict(cfg.seq2seq),
             "evaluation_tokenizer": cfg.evaluation.tokenizer, "rouge_generation": generation}
