@@ -172,8 +172,9 @@ def load(work: Path, final: Path, threads: int, overrides: list[str]) -> tuple[A
     from src.inference.factory import as_trained, load_predictor
 
     cfg = load_config(quality_cpu.PRESET, [f"model.cpu_threads={threads}", *overrides])
-    cfg, _ = as_trained(cfg, final, None)
-    predictor = load_predictor(cfg, final, None)
+    settings = as_trained(cfg, final, None)
+    cfg = settings.cfg
+    predictor = load_predictor(settings, None)
     torch.set_num_threads(threads)
     held = pd.read_csv(work / "data" / "dev.csv", dtype=str)
     return cfg, predictor, held

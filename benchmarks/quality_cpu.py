@@ -150,8 +150,9 @@ def decoding(work: Path, checkpoint: Path, overrides: list[str]) -> dict[str, An
     cfg = load_config(PRESET, ["evaluation.tokenizer=kiwi", "tune.min_rows=10", "tune.budget=220",
                                "tune.space={num_beams: [1, 3], repetition_penalty: [1.0, 1.15], "
                                "no_repeat_ngram_size: [0, 3]}", *overrides])
-    cfg, _ = as_trained(cfg, checkpoint, None)
-    predictor = load_predictor(cfg, checkpoint, None)
+    settings = as_trained(cfg, checkpoint, None)
+    cfg = settings.cfg
+    predictor = load_predictor(settings, None)
     tune_df, held = (pd.read_csv(work / "data" / f"{n}.csv", dtype=str) for n in ("tune", "dev"))
     runs_dir = work / "decoding"
 

@@ -32,9 +32,10 @@ def main() -> None:
     torch.set_num_threads(int(job["threads"]))
     checkpoint = Path(job["checkpoint"])
     cfg = load_config(PRESET, [f"model.cpu_threads={job['threads']}", "inference.backend=vllm"])
-    cfg, _ = as_trained(cfg, checkpoint, None)
+    settings = as_trained(cfg, checkpoint, None)
+    cfg = settings.cfg
     start = time.perf_counter()
-    predictor = load_predictor(cfg, checkpoint, None)
+    predictor = load_predictor(settings, None)
     loaded = time.perf_counter() - start
     banned = blocked_token_ids(predictor.tokenizer, predictor.gen.block_scripts)
     start = time.perf_counter()

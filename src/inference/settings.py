@@ -76,12 +76,6 @@ class InferenceSettings:
         for line in self.lines():
             log.info("  %s", line)
 
-    def with_overrides(self, inference: dict[str, Any], source: str) -> "InferenceSettings":
-        """These settings with ``inference`` keys replaced (a tune trial, an MBR candidate), each marked ``source``."""
-        gen = replace(self.gen, **inference)
-        sources = {**self.sources, **{f"inference.{k}": source for k in inference}}
-        return replace(self, cfg=replace(self.cfg, inference=gen), sources=sources)
-
 
 def _value(cfg: Config, key: str) -> Any:
     section, name = key.split(".", 1)
@@ -128,6 +122,19 @@ def resolve_settings(cfg: Config, checkpoint: Optional[Path], current_pool: Opti
     if folder is not None and verify:
         folder = checkpoint = verified_checkpoint(folder)
     record = read_inference_info(folder) if folder is not None else {}
+    return _layered(cfg, folder, record, checkpoint, current_pool, tuned, explicit)
+
+
+def training_time_settings(cfg: Config, explicit: frozenset[str], lengths: dict[str, Any]) -> InferenceSettings:
+    """The settings the training-time ROUGE callback generates with: the same layers as inference from the
+    checkpoint about to be written (its record is the training summaries' ``lengths``), without a tune choice."""
+    return _layered(cfg, None, {"completion_tokens": lengths}, None, None, None, explicit, capped=True)
+
+
+def _layered(cfg: Config, folder: Optional[Path], record: dict[str, Any], checkpoint: Optional[Path],
+             current_pool: Optional[Path], tuned: Optional[Path], explicit: frozenset[str],
+             capped: bool = False) -> InferenceSettings:
+    """The layers of ``resolve_settings`` over a checkpoint folder (or none) and its record."""
     sources: dict[str, str] = {}
     layered = settings_for_inference(cfg, folder, record) if folder is not None else cfg
     _mark(cfg, layered, sources, f"{CHECKPOINT} {checkpoint}")
@@ -138,7 +145,7 @@ def resolve_settings(cfg: Config, checkpoint: Optional[Path], current_pool: Opti
     _mark(layered, after_tune, sources, f"{TUNE} {tuned}")
     final = _keep_explicit(after_tune, cfg, explicit)
     sources.update({k: COMMAND_LINE for k in explicit if k.split(".", 1)[0] in ("inference", "prompt")})
-    final = _length_cap(final, record, folder is not None, sources, checkpoint)
+    final = _length_cap(final, record, folder is not None or capped, sources, checkpoint)
     pool = fewshot_pool(final, record, current_pool) if folder is not None else current_pool
     return InferenceSettings(final, Path(checkpoint) if checkpoint is not None else None, pool, sources, record)
 

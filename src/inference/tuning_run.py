@@ -135,13 +135,13 @@ def tune_generation(cfg: Config, settings: InferenceSettings, dev_path: Path,
     predictor = load_predictor(settings, pool)
     score = reference_scorer(dict(zip(dev["fname"].astype(str), dev["summary"].astype(str))),
                              cfg.evaluation.tokenizer)
-    settings = candidates(cfg.tune, cfg.seed)
+    space = candidates(cfg.tune, cfg.seed)
     generate = _generator(run_cfg, predictor, dev, JsonlJournal(outputs["journal"]))
-    trials = search(settings, rows, cfg.tune, generate, score)
+    trials = search(space, rows, cfg.tune, generate, score)
     write_results(trials, run_cfg, outputs)
     best = trials[0]
     return {"best": best.setting, "best_final": best.scores.get("final"), "best_rows": best.rows,
-            "settings": len(settings), "tuning_rows": len(rows), "scorer": cfg.evaluation.tokenizer}
+            "settings": len(space), "tuning_rows": len(rows), "scorer": cfg.evaluation.tokenizer}
 
 
 def write_results(trials: list[Trial], cfg: Config, outputs: dict[str, Path]) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 import pandas as pd
 from transformers import EarlyStoppingCallback, TrainerCallback
 
-from src.config import Config
+from src.config import InferenceConfig
 from src.prompting.builder import PromptBuilder
 from src.prompting.fewshot import ShotSelector
 
@@ -53,12 +53,16 @@ class KnownDialogues:
 class RougeCallback(TrainerCallback):
     """Adds eval_rouge1/2/L and eval_rouge_final to the evaluation metrics (before best-model choice)."""
 
-    def __init__(self, cfg: Config, sample: RougeSample, tokenizer: Any, builder: PromptBuilder,
-                 selector: Optional[ShotSelector], device: str) -> None:
-        self.cfg, self.sample, self.tokenizer = cfg, sample, tokenizer
+    def __init__(self, gen: InferenceConfig, sample: RougeSample, tokenizer: Any, builder: PromptBuilder,
+                 selector: Optional[ShotSelector], device: str, stored_vocab: Optional[list[int]] = None) -> None:
+        self.gen, self.sample, self.tokenizer = gen, sample, tokenizer  # gen: resolved (training_time_settings)
         self.builder, self.selector, self.device = builder, selector, device
-        self.log_fn: Optional[Callable[[dict[str, float]], None]] = None  # set to trainer.log once it exists
-        self.stored_vocab: Optional[list[int]] = None  # the training examples' ids (a trimmed output layer's base)
+        self.stored_vocab = stored_vocab  # the training examples' ids (a trimmed output layer's base)
+        self.log_fn: Optional[Callable[[dict[str, float]], None]] = None  # ``bind``: the trainer's log, once it exists
+
+    def bind(self, log_fn: Callable[[dict[str, float]], None]) -> None:
+        """Log the scores through ``log_fn`` (the trainer's ``log``: the scores reach the trackers and log lines)."""
+        self.log_fn = log_fn
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Optional[dict] = None,
                     model: Any = None, **kwargs: Any) -> None:
@@ -85,7 +89,7 @@ class RougeCallback(TrainerCallback):
         try:
             shots = KnownDialogues(self.selector, dict(zip(self.sample.fnames, self.sample.dialogues))) \
                 if self.selector is not None else None
-            predictor = Predictor(model, self.tokenizer, self.builder, shots, self.cfg.inference, self.device,
+            predictor = Predictor(model, self.tokenizer, self.builder, shots, self.gen, self.device,
                                   stored_vocab=self.stored_vocab)
             predictions = predictor.predict_batch(self.sample.dialogues, self.sample.fnames)
         finally:

@@ -85,7 +85,6 @@ class TrainJob:
     pool_digest: Optional[str] = None
     checkpoint: Optional[Path] = None  # set by ``finish``: the checkpoint training continues from
     report_dir: Optional[Path] = None  # the run folder: train_log.csv and train_curves.png go here
-    output_ids: Optional[list[int]] = None  # causal: the training examples' distinct ids, stored for inference
     explicit: frozenset[str] = frozenset()  # keys set on the command line (the training-time generation settings)
 
     def callbacks(self, cfg: Config) -> list[Any]:
@@ -95,7 +94,8 @@ class TrainJob:
 
         return [CheckpointRecord(self.parts), TrainingLog(self.report_dir), FiniteLoss(cfg.training.learning_rate)]
 
-    def finish(self, cfg: Config, tokenizer: Any, probe: list[str], lengths: dict[str, Any]) -> Optional[dict[str, Any]]:
+    def finish(self, cfg: Config, tokenizer: Any, probe: list[str], lengths: dict[str, Any],
+               output_ids: Optional[list[int]] = None) -> Optional[dict[str, Any]]:
         """Pick the checkpoint to continue from; when it already holds the whole run, make the final folder
         from it without another step and return the manifest fields (else None: train)."""
         if not self.resume:
@@ -110,12 +110,12 @@ class TrainJob:
         log.info("%s already holds the whole run: final_checkpoint is made from it, no step is trained", self.checkpoint)
         final = self.out_dir / "final_checkpoint"
         fields = finish_from(self.checkpoint, final)
-        self.finalize(final, cfg, tokenizer, probe, lengths)
+        self.finalize(final, cfg, tokenizer, probe, lengths, output_ids)
         return {**fields, "resumed_from": str(self.checkpoint), "final_checkpoint": str(final),
                 "max_new_tokens_auto": lengths.get("auto_max_new_tokens")}
 
     def finalize(self, folder: Path, cfg: Config, tokenizer: Any, probe: list[str],
-                 lengths: Optional[dict[str, Any]]) -> Path:
-        """``finalize`` with this job's fingerprint and pool."""
+                 lengths: Optional[dict[str, Any]], output_ids: Optional[list[int]] = None) -> Path:
+        """``finalize`` with this job's fingerprint and pool (``output_ids``: the causal training examples' ids)."""
         return finalize(folder, cfg, tokenizer, probe, self.parts, self.pool, self.pool_digest, lengths or {},
-                        self.output_ids)
+                        output_ids)

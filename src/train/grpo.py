@@ -155,13 +155,13 @@ def prepare(cfg: Config, rows_df: pd.DataFrame, job: RlJob) -> tuple[Config, RlS
     from src.inference.factory import as_trained
     from src.models.device import compute_dtype, pick_device
     from src.models.loading import load_tokenizer
-    from src.models.provenance import read_inference_info, resolve_max_new_tokens
     from src.prompting.builder import PromptBuilder
     from src.prompting.fewshot import ShotSelector
     from src.train.grpo_setup import generation_kwargs, prompt_rows, sample_rows, use_vllm
     from src.train.rewards import reward_functions
 
-    run_cfg, pool_path = as_trained(cfg, job.init, job.pool)
+    settings = as_trained(cfg, job.init, job.pool)  # the starting checkpoint's prompt and length cap, resolved once
+    run_cfg, pool_path = settings.cfg, settings.pool
     tokenizer = load_tokenizer(str(job.init), run_cfg, padding_side="left")
     builder = PromptBuilder(tokenizer, run_cfg.prompt)
     pool = load_split(pool_path, "train") if pool_path is not None and run_cfg.prompt.num_fewshot else None
@@ -172,8 +172,7 @@ def prepare(cfg: Config, rows_df: pd.DataFrame, job: RlJob) -> tuple[Config, RlS
                         "the prompt builder's ids (the tokenizer appends tokens of its own?); report it with the model")
     if lost:
         log.warning("rl: %d of %d prompts left out: no text encodes to the builder's ids exactly", lost, lost + len(rows))
-    info = read_inference_info(job.init)
-    cap = resolve_max_new_tokens(run_cfg.inference, info).max_new_tokens
+    info, cap = settings.record, settings.gen.max_new_tokens
     device = pick_device(cfg.model.device)
     stop_ids, banned = builder.stop_token_ids, blocked_token_ids(tokenizer, cfg.inference.block_scripts)
     vllm = use_vllm(cfg, device)
@@ -229,9 +228,10 @@ def compare_on_dev(cfg: Config, checkpoints: dict[str, Path], dev: pd.DataFrame,
     sample = RougeSample.from_frame(dev, cfg.rl.eval_rows, cfg.seed, cfg.evaluation.tokenizer)
     out: dict[str, Any] = {"rows": len(sample.fnames), "scorer": sample.tokenizer}
     for name, checkpoint in checkpoints.items():
-        run_cfg, pool_file = as_trained(cfg, checkpoint, pool_path)
-        pool = load_split(pool_file, "train") if pool_file is not None and run_cfg.prompt.num_fewshot else None
-        summaries = load_predictor(run_cfg, checkpoint, pool).predict_batch(sample.dialogues, sample.fnames)
+        settings = as_trained(cfg, checkpoint, pool_path)
+        pool = load_split(settings.pool, "train") if settings.pool is not None and settings.cfg.prompt.num_fewshot \
+            else None
+        summaries = load_predictor(settings, pool).predict_batch(sample.dialogues, sample.fnames)
         scores = score_texts(summaries, [[ref] for ref in sample.references], tokenizer=sample.tokenizer)
         out[name] = {"final": round(scores["final"], 2), "mean_words": round(
             sum(map(words, summaries)) / max(1, len(summaries)), 1)}

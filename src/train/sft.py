@@ -16,14 +16,15 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from src.config import Config
+from src.config import Config, InferenceConfig
+from src.inference.settings import training_time_settings
 from src.errors import UserError
 from src.inference.vocab import data_ids
 from src.models.device import compute_dtype, pick_device
 from src.models.loading import count_parameters, load_causal_model, load_tokenizer
-from src.models.provenance import resolve_max_new_tokens
 from src.prompting.builder import PromptBuilder
 from src.prompting.fewshot import ShotSelector
+from src.train.callbacks import RougeCallback, RougeSample, early_stopping
 from src.train.final import TrainJob, summary_lengths
 from src.train.options import Collation, collation, peft_config, sft_arguments
 
@@ -123,26 +124,19 @@ def build_trainer(cfg: Config, model: Any, tokenizer: Any, rows: list[dict], eva
         from src.train.label_logits import install
 
         install(trainer.model)  # on top of TRL's fused head, which it patched in just now
-    for cb in callbacks:
-        if hasattr(cb, "log_fn"):
-            cb.log_fn = trainer.log
     return trainer
 
 
-def rouge_callbacks(cfg: Config, dev_df: Optional[pd.DataFrame], tokenizer: Any, builder: PromptBuilder,
-                    selector: ShotSelector, device: str) -> list[Any]:
-    """ROUGE on generated dev summaries (when asked), then early stopping, in that order."""
-    from src.train.callbacks import RougeCallback, RougeSample, early_stopping
-
-    if dev_df is None or not len(dev_df):
-        return []
+def rouge_callback(gen: InferenceConfig, cfg: Config, dev_df: Optional[pd.DataFrame], tokenizer: Any,
+                   builder: PromptBuilder, selector: ShotSelector, device: str,
+                   stored_vocab: Optional[list[int]]) -> Optional[RougeCallback]:
+    """ROUGE on generated dev summaries at each evaluation (when asked), generating with ``gen`` as inference will."""
     t = cfg.training
-    found: list[Any] = []
-    if t.eval_rouge_samples > 0:
-        sample = RougeSample.from_frame(dev_df, t.eval_rouge_samples, cfg.seed, cfg.evaluation.tokenizer)
-        shots = selector if cfg.prompt.num_fewshot else None
-        found.append(RougeCallback(cfg, sample, tokenizer, builder, shots, device))
-    return found + early_stopping(t.early_stopping_patience)
+    if dev_df is None or not len(dev_df) or t.eval_rouge_samples <= 0:
+        return None
+    sample = RougeSample.from_frame(dev_df, t.eval_rouge_samples, cfg.seed, cfg.evaluation.tokenizer)
+    shots = selector if cfg.prompt.num_fewshot else None
+    return RougeCallback(gen, sample, tokenizer, builder, shots, device, stored_vocab)
 
 
 def encode_sets(cfg: Config, builder: PromptBuilder, selector: ShotSelector, train_df: pd.DataFrame,
@@ -172,7 +166,10 @@ def probe_texts(builder: PromptBuilder, selector: ShotSelector, df: pd.DataFrame
 
 def train_causal(cfg: Config, model_path: str, train_df: pd.DataFrame, dev_df: Optional[pd.DataFrame],
                  job: TrainJob) -> dict[str, Any]:
-    """Fine-tune and save ``final_checkpoint``; return the manifest fields."""
+    """The recipe, top to bottom: set up (device, tokenizer, examples, the settings the ROUGE callback generates
+    with), continue or start (a checkpoint that holds the whole run ends here), train, save ``final_checkpoint``
+    with what inference needs, and return the manifest fields."""
+    # setup
     device = pick_device(cfg.model.device)
     dtype = compute_dtype(cfg.training.compute_dtype, device)
     tokenizer = load_tokenizer(model_path, cfg)
@@ -180,34 +177,40 @@ def train_causal(cfg: Config, model_path: str, train_df: pd.DataFrame, dev_df: O
     selector = ShotSelector(train_df, cfg.prompt, cfg.seed)
     train_set, eval_rows = encode_sets(cfg, builder, selector, train_df, dev_df)
     lengths = summary_lengths(completion_lengths(train_set.rows))
-    gen_cfg = replace(cfg, inference=resolve_max_new_tokens(cfg.inference, {"completion_tokens": lengths}))
-    job.output_ids = data_ids(r["input_ids"] for r in train_set.rows)
-    done = job.finish(cfg, tokenizer, probe_texts(builder, selector, train_df), lengths)
+    output_ids = data_ids(r["input_ids"] for r in train_set.rows)
+    probe = probe_texts(builder, selector, train_df)
+    done = job.finish(cfg, tokenizer, probe, lengths, output_ids)
     if done is not None:
         return {**done, "examples": len(train_set.rows)}
     coll = collation(cfg.training, [len(r["input_ids"]) for r in train_set.rows], device,
                      [len(r["input_ids"]) for r in eval_rows or []])
-    callbacks = rouge_callbacks(gen_cfg, dev_df, tokenizer, builder, selector, device)
-    for cb in callbacks:
-        if hasattr(cb, "stored_vocab"):
-            cb.stored_vocab = job.output_ids
+    gen = training_time_settings(cfg, job.explicit, lengths).gen
+    rouge = rouge_callback(gen, cfg, dev_df, tokenizer, builder, selector, device, output_ids)
     model = load_for_training(cfg, model_path, device, dtype)
+    callbacks = [*([rouge] if rouge else []), *early_stopping(cfg.training.early_stopping_patience
+                                                              if dev_df is not None and len(dev_df) else 0)]
     trainer = build_trainer(cfg, model, tokenizer, train_set.rows, eval_rows, job.out_dir, device, dtype, coll,
                             [*callbacks, *job.callbacks(cfg)])
+    if rouge is not None:
+        rouge.bind(trainer.log)
     trainable, total = parameter_counts(trainer.model)
     log.info("parameters: %s trainable of %s (%.2f%%), compute dtype %s, device %s; %s", f"{trainable:,}",
              f"{total:,}", 100 * trainable / max(total, 1), str(dtype).split(".")[-1], device,
              coll.describe(cfg.training))
+    # train
     result = trainer.train(resume_from_checkpoint=str(job.checkpoint) if job.checkpoint else None)
+    # save
     final = job.out_dir / "final_checkpoint"
     trainer.save_model(str(final))
     if trainer.is_world_process_zero():
-        job.finalize(final, cfg, tokenizer, probe_texts(builder, selector, train_df), lengths)
+        job.finalize(final, cfg, tokenizer, probe, lengths, output_ids)
+    merged = merge_adapter(cfg, model_path, final, job, tokenizer, trainer, output_ids) \
+        if cfg.training.merge_adapter else None
+    # finish
     fields = manifest_fields(trainer, train_set, coll, eval_rows is not None)
     fields.update(resumed_from=str(job.checkpoint) if job.checkpoint else None, train_loss=result.training_loss,
                   trainable_params=trainable, total_params=total, final_checkpoint=str(final),
                   max_new_tokens_auto=lengths["auto_max_new_tokens"])
-    merged = merge_adapter(cfg, model_path, final, job, tokenizer, trainer) if cfg.training.merge_adapter else None
     if merged is not None:
         fields["final_merged"] = str(merged)
     return fields
@@ -223,7 +226,8 @@ def manifest_fields(trainer: Any, train_set: EncodedSet, coll: Collation, has_ev
             "metric_for_best_model": trainer.args.metric_for_best_model if has_eval else None}
 
 
-def merge_adapter(cfg: Config, model_path: str, final: Path, job: TrainJob, tokenizer: Any, trainer: Any) -> Optional[Path]:
+def merge_adapter(cfg: Config, model_path: str, final: Path, job: TrainJob, tokenizer: Any, trainer: Any,
+                  output_ids: Optional[list[int]] = None) -> Optional[Path]:
     """Fold the adapter into an unquantized copy of the base (on CPU) and save ``final_merged/``."""
     if not cfg.training.use_lora:
         log.info("training.merge_adapter: full fine-tuning has no adapter; final_checkpoint holds the full model")
@@ -238,6 +242,6 @@ def merge_adapter(cfg: Config, model_path: str, final: Path, job: TrainJob, toke
     merged = PeftModel.from_pretrained(base, str(final)).merge_and_unload()
     target = job.out_dir / "final_merged"
     merged.save_pretrained(str(target))
-    job.finalize(target, cfg, tokenizer, [], None)
+    job.finalize(target, cfg, tokenizer, [], None, output_ids)
     log.info("merged weights written to %s", target)
     return target

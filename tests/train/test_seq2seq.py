@@ -29,8 +29,9 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # a 300k-parameter model runs several tim
 
 
 def cfg_with(**sections) -> Config:
-    """Config() with whole sections replaced, e.g. training=TrainingConfig(max_steps=4)."""
-    return replace(Config(), **sections)
+    """A seq2seq Config() with whole sections replaced, e.g. training=TrainingConfig(max_steps=4)."""
+    base = replace(Config(), model=replace(Config().model, type="seq2seq"))
+    return replace(base, **sections)
 
 
 @pytest.fixture(scope="module")

@@ -205,9 +205,10 @@ def test_rouge_callback_scores_generated_dev_summaries_with_similar_shots(synthe
     sample = RougeSample.from_frame(synthetic["frames"]["dev"], 4, cfg.seed, "whitespace")
     assert len(sample.fnames) == 4 and sample == RougeSample.from_frame(synthetic["frames"]["dev"], 4, cfg.seed, "whitespace")
     builder = PromptBuilder(tok, cfg.prompt)
-    callback = RougeCallback(cfg, sample, tok, builder, ShotSelector(synthetic["frames"]["train"], cfg.prompt, 0), "cpu")
-    logged = []
-    callback.log_fn = logged.append
+    callback = RougeCallback(cfg.inference, sample, tok, builder, ShotSelector(synthetic["frames"]["train"], cfg.prompt, 0),
+                             "cpu")
+    logged: list = []
+    callback.bind(logged.append)
     model = AutoModelForCausalLM.from_pretrained(synthetic["model"]).train()
     metrics = {"eval_loss": 1.0}
     callback.on_evaluate(None, SimpleNamespace(global_step=7), None, metrics=metrics, model=model)
