@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from src.errors import UserError
+from src.utils.errors import UserError
 
 TOKENIZER_CHOICES = ("mecab", "kiwi", "whitespace")  # mirrors src.evaluation.TOKENIZERS without importing pandas
 COLUMNS = ("fname", "summary")

@@ -12,7 +12,7 @@ import sys
 from typing import Optional
 
 from src.cli import flag_values, parse_args, stage_choice
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.utils.logging_setup import setup_logging
 from src.utils.secrets import load_dotenv_once
 

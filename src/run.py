@@ -21,7 +21,7 @@ from src.cli import StageChoice
 from src.config import Config, load_config, resolve_path, to_dict
 from src.config.resources import find_config
 from src.context import RunContext
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.manifest import Manifest
 from src.pipeline import STAGE_NAMES, attach, check_inputs, check_stages, plan
 from src.utils.io import atomic_write_text

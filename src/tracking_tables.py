@@ -14,7 +14,7 @@ from typing import Any, Optional
 import pandas as pd
 
 from src.context import RunContext
-from src.errors import UserError
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 

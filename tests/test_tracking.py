@@ -9,7 +9,7 @@ import pytest
 
 from src import tracking
 from src.config import load_config
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.tracking_tables import final_metrics, ledger_table, predictions_table
 
 

@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from src.config import BLOCKABLE_SCRIPTS
-from src.patterns import HASH_TOKEN
+from src.utils.patterns import HASH_TOKEN
 
 Result = tuple[bool, str]
 KEEP: Result = (True, "")

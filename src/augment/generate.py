@@ -21,7 +21,7 @@ from src.augment.parsing import parse_paraphrase, parse_synthetic
 from src.augment.requests import build_requests
 from src.augment.validators import reason_code
 from src.config import AugmentationConfig
-from src.errors import UserError
+from src.utils.errors import UserError
 
 logger = logging.getLogger(__name__)
 

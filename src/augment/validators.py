@@ -17,7 +17,7 @@ from functools import partial
 
 from src.augment.fluency import check_fluent
 from src.augment.neardup import NearDupIndex
-from src.patterns import KNOWN_MASKS, MASK, SPEAKER_TAG, TURN, strip_tags_and_masks
+from src.utils.patterns import KNOWN_MASKS, MASK, SPEAKER_TAG, TURN, strip_tags_and_masks
 
 Result = tuple[bool, str]
 KEEP: Result = (True, "")

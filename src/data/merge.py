@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from src.augment.neardup import NearDupIndex
-from src.errors import UserError
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 

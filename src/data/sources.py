@@ -22,7 +22,7 @@ import pandas as pd
 from src.config import SPLITS, ColumnMap, Config, HubSource, resolve_input, resolve_path
 from src.data.formats import to_dialogue_columns
 from src.data.loading import MAX_LISTED, REQUIRED, SUFFIXES, as_text, check_frame, first_row_number, read_table
-from src.errors import UserError
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Protocol, Sequence
 
 from src.config import InferenceConfig
-from src.errors import UserError
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 

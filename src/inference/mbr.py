@@ -39,7 +39,7 @@ def tune_runs(tuning_csv: Optional[Path], k: int) -> list[Run]:
 def _typed_run(path: Path, line: int, row: dict[str, Any]) -> Run:
     """A tuning.csv row's ``param_*`` cells as typed ``inference.*`` values; UserError naming line and column."""
     from src.config import all_keys, coerce
-    from src.errors import UserError
+    from src.utils.errors import UserError
 
     schema, run = all_keys(), {}
     for column, text in row.items():

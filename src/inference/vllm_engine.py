@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from src.config import Config, InferenceConfig
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.inference.batching import new_token_cap
 from src.inference.engine import cut_at_stop
 from src.models.checkpoint import read_adapter_config, wants_4bit

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from src.config import SPLITS, Config, resolve_path
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.models.device import local_device
 
 log = logging.getLogger(__name__)

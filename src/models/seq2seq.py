@@ -11,9 +11,9 @@ from dataclasses import replace
 from typing import Any, Iterable, Sequence
 
 from src.config import Config, InferenceConfig
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.models.loading import count_parameters
-from src.patterns import HASH_TOKEN
+from src.utils.patterns import HASH_TOKEN
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 from src.config import Config
 from src.context import RunContext, present
-from src.errors import StageSkipped
+from src.utils.errors import StageSkipped
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def _train_rows(ctx: RunContext) -> Optional[int]:
     (None when a hub dataset is among them: its size is not known before it is loaded)."""
     from src.data.loading import load_split
     from src.data.sources import collect
-    from src.errors import UserError
+    from src.utils.errors import UserError
 
     clean = ctx.upstream("preprocess", "train")
     try:

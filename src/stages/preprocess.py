@@ -62,7 +62,7 @@ def config_parts(cfg: Config) -> dict[str, Any]:
 
 def check(ctx: RunContext) -> list[str]:
     """The rule tables exist and parse (the data sources are checked for every run by src.run)."""
-    from src.errors import UserError
+    from src.utils.errors import UserError
 
     problems = []
     try:

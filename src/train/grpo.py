@@ -24,7 +24,7 @@ from typing import Any, Optional
 import pandas as pd
 
 from src.config import Config
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.train.grpo_setup import RlJob
 from src.train.rewards import CompletionAudit, words
 

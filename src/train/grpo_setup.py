@@ -23,7 +23,7 @@ from typing import Any, Optional, Sequence
 import pandas as pd
 
 from src.config import Config
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.prompting.builder import PromptBuilder
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 
 from transformers import TrainerCallback
 
-from src.errors import UserError
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 

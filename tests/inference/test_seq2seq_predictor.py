@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from src.config import Config, InferenceConfig, Seq2SeqConfig, load_config
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.inference.seq2seq import Seq2SeqPredictor, length_batches
 from src.models.seq2seq import seq2seq_generate_kwargs, generation_settings
 from tests.conftest import REPO
