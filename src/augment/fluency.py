@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from src.config import BLOCKABLE_SCRIPTS
-from src.utils.patterns import HASH_TOKEN
+from src.utils.patterns import HASH_TOKEN, script_pattern
 
 Result = tuple[bool, str]
 KEEP: Result = (True, "")
@@ -24,8 +24,6 @@ KEEP: Result = (True, "")
 
 @lru_cache(maxsize=1)
 def _script() -> Any:
-    from src.inference.constraints import script_pattern
-
     return script_pattern(BLOCKABLE_SCRIPTS)
 
 
