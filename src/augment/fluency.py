@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from src.config import BLOCKABLE_SCRIPTS
+from src.evaluation.morphemes import get_kiwi
 from src.utils.patterns import HASH_TOKEN, script_pattern
 
 Result = tuple[bool, str]
@@ -28,8 +29,6 @@ def _script() -> Any:
 
 
 def _kiwi() -> Any:
-    from src.evaluation.morphemes import get_kiwi
-
     return get_kiwi()
 
 
