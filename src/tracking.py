@@ -22,6 +22,7 @@ import yaml
 
 from src.config import to_dict
 from src.context import RunContext
+from src.tracking_tables import final_records
 from src.train.trackers import trackers, wandb_mode
 
 log = logging.getLogger(__name__)
@@ -126,8 +127,6 @@ class RunTracker:
 
     def finish(self, ctx: RunContext, ok: bool) -> None:
         """Final metrics and the tables, then close every backend."""
-        from src.tracking_tables import final_records
-
         if ok:
             scalars, tables = final_records(ctx, SAMPLE_PREDICTIONS)
             if scalars:
