@@ -367,7 +367,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from src.errors import UserError
+    from src.utils.errors import UserError
 
     try:
         main()

@@ -140,7 +140,7 @@ def decoding(work: Path, checkpoint: Path, overrides: list[str]) -> dict[str, An
     from src.config import load_config
     from src.evaluation import score_texts
     from src.evaluation.consensus import select_consensus
-    from src.inference.constraints import script_pattern
+    from src.utils.patterns import script_pattern
     from src.inference.factory import as_trained, load_predictor
     from src.inference.postprocess import drop_unfinished
     from src.inference.tuning import candidates, search
@@ -302,7 +302,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from src.errors import UserError
+    from src.utils.errors import UserError
 
     try:
         main()

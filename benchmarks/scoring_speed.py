@@ -49,7 +49,7 @@ def neardup_seconds(dev: Path) -> tuple[float, float]:
     """(build, query) seconds of the near-duplicate index at competition scale."""
     import pandas as pd
 
-    from src.augment.neardup import NearDupIndex
+    from src.utils.neardup import NearDupIndex
 
     texts = pd.read_csv(dev)["dialogue"].astype(str).tolist()
     turns = [line for d in texts for line in d.split("\n")]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from src.config.resources import preset_names
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.pipeline import SKIP_FLAGS
 from src.pipeline import STAGE_NAMES as STAGES
 

@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from src.errors import UserError
+from src.utils.errors import UserError
+from src.utils.io import atomic_write_csv
 
 TOKENIZER_CHOICES = ("mecab", "kiwi", "whitespace")  # mirrors src.evaluation.TOKENIZERS without importing pandas
 COLUMNS = ("fname", "summary")
@@ -163,8 +164,6 @@ def ensemble(paths: list[str], out: str, tokenizer: str, weights_text: str) -> d
         except UserError as err:
             problems += err.problems
         raise UserError(*problems)
-    from src.utils.io import atomic_write_csv
-
     chosen, counts = select_files(paths, tokenizer, weights)
     try:
         atomic_write_csv(Path(out), chosen)

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Optional
 
-from src.errors import UserError
+from src.utils.errors import UserError
 
 TOKENIZER_CHOICES = ("mecab", "kiwi", "whitespace")  # mirrors src.evaluation.TOKENIZERS without importing pandas
 ALL = "all"

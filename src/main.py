@@ -12,7 +12,10 @@ import sys
 from typing import Optional
 
 from src.cli import flag_values, parse_args, stage_choice
-from src.errors import UserError
+from src.ensemble import main as ensemble_main
+from src.evaluate import main as evaluate_main
+from src.pipeline import enable_named, is_on, run_stages
+from src.utils.errors import UserError
 from src.utils.logging_setup import setup_logging
 from src.utils.secrets import load_dotenv_once
 
@@ -42,16 +45,12 @@ def main(argv: Optional[list[str]] = None, prog: str = "python -m src.main") -> 
         choice = stage_choice(args)
         if args.resume and run_name is not None:
             choice = restore_choice(cfg, run_name, choice)
-        from src.pipeline import enable_named, is_on
-
         stages = choice.selected(lambda stage: is_on(cfg, stage))
         cfg = enable_named(cfg, stages)
         ctx = prepare_run(cfg, run_name, args.resume, stages, dry_run=args.dry_run, explicit=explicit, choice=choice)
         if args.dry_run:
             sys.stdout.write(describe_plan(ctx))
             return 0
-        from src.pipeline import run_stages
-
         run_stages(ctx)
         log.info("run %s finished: %s", ctx.run_name, ctx.run_dir)
         return 0
@@ -80,12 +79,8 @@ def entry_point(argv: Optional[list[str]] = None) -> int:
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "run"
     rest = argv[1:] if argv and argv[0] in SUBCOMMANDS else argv
     if command == "evaluate":
-        from src.evaluate import main as evaluate_main
-
         return evaluate_main(rest, prog="dialsum evaluate")
     if command == "ensemble":
-        from src.ensemble import main as ensemble_main
-
         return ensemble_main(rest, prog="dialsum ensemble")
     return main(rest, prog="dialsum")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from src.config.resources import CHECKOUT
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.utils.io import atomic_write_json
 
 KEY_PACKAGES = ("dialogue-summarization", "torch", "transformers", "trl", "peft", "bitsandbytes", "accelerate", "datasets",

@@ -24,7 +24,7 @@ from typing import Any, Optional, Protocol
 
 from src.config import Config
 from src.context import Producer, RunContext
-from src.errors import StageSkipped, UserError
+from src.utils.errors import StageSkipped, UserError
 from src.stages import augment, evaluate, infer, merge, preprocess, rl, train, tune
 from src.utils.io import stage_fingerprint
 

@@ -21,12 +21,17 @@ from src.cli import StageChoice
 from src.config import Config, load_config, resolve_path, to_dict
 from src.config.resources import find_config
 from src.context import RunContext
-from src.errors import UserError
+from src.data.sources import preflight_problems
 from src.manifest import Manifest
+from src.models.loading import debug_texts, model_location, resolve_model
 from src.pipeline import STAGE_NAMES, attach, check_inputs, check_stages, plan
+from src.stages.augment import spend_line
+from src.stages.infer import settings_lines
+from src.utils.errors import UserError
 from src.utils.io import atomic_write_text
 from src.utils.lock import LOCK_FILES, RunLock
 from src.utils.logging_setup import add_file_handler
+from src.utils.threads import apply_threads
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +118,6 @@ def restore_choice(cfg: Config, run_name: str, given: StageChoice) -> StageChoic
 
 def make_context(cfg: Config, run_name: str, resume: bool, selected: tuple[str, ...]) -> RunContext:
     """The run's folders (not created yet), its manifest (loaded if it exists) and where the model loads from."""
-    from src.models.loading import model_location
-
     run_dir = resolve_path(cfg.paths.output_dir) / run_name
     rank = int(os.environ.get("RANK", "0"))
     return attach(RunContext(
@@ -130,8 +133,6 @@ def preflight(ctx: RunContext) -> list[str]:
     if ctx.world_size > 1 and set(ctx.selected) - {"train"}:
         return [f"launched with {ctx.world_size} processes: run only the train stage this way (--stages train); "
                 "run the other stages in a single process before and after"]
-    from src.data.sources import preflight_problems
-
     preprocessed = ctx.manifest.entry("preprocess").get("status") == "done"
     problems = preflight_problems(ctx.cfg, ctx.selected, preprocessed)
     if problems:
@@ -168,8 +169,6 @@ def prepare_run(cfg: Config, run_name: Optional[str], resume: bool, selected: tu
     (ctx.run_dir / "logs").mkdir(parents=True, exist_ok=True)
     add_file_handler(ctx.run_dir / "logs" / "pipeline.log")
     log.info("run %s: stages %s%s", name, ", ".join(selected) or "(none)", " (resume)" if resume else "")
-    from src.stages.augment import spend_line
-
     spend = spend_line(ctx)
     if spend:
         log.warning("%s", spend)
@@ -179,12 +178,8 @@ def prepare_run(cfg: Config, run_name: Optional[str], resume: bool, selected: tu
         ctx.manifest.data["cli_keys"] = sorted(ctx.explicit)
         ctx.manifest.data["command"] = (choice or StageChoice(stages=selected)).as_dict()
         ctx.manifest.save()
-    from src.utils.threads import apply_threads
-
     apply_threads(cfg.model.cpu_threads)
     if any(s in selected for s in MODEL_STAGES):
-        from src.models.loading import debug_texts, resolve_model
-
         ctx.model_path = resolve_model(cfg, lambda: debug_texts(cfg))
     return ctx
 
@@ -193,12 +188,8 @@ def describe_plan(ctx: RunContext) -> str:
     """What the run would do, one line per stage with the reason (``--dry-run``)."""
     lines = [f"run {ctx.run_name} ({ctx.run_dir}): every check passed"]
     lines += [f"  {stage:<10} {action:<6} {reason}" for stage, action, reason in plan(ctx)]
-    from src.stages.augment import spend_line
-
     spend = spend_line(ctx)
     lines += [f"paid requests: {spend}"] if spend else []
     if "infer" in ctx.selected:
-        from src.stages.infer import settings_lines
-
         lines += settings_lines(ctx)
     return "\n".join(lines) + "\n"

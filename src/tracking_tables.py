@@ -14,7 +14,9 @@ from typing import Any, Optional
 import pandas as pd
 
 from src.context import RunContext
-from src.errors import UserError
+from src.data.loading import read_table
+from src.evaluation.files import read_scored_csv
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +47,6 @@ def ledger_table(entry: dict[str, Any]) -> Optional[pd.DataFrame]:
 
 def predictions_table(predictions: Path, references: Optional[Path], n: int) -> Optional[pd.DataFrame]:
     """The first ``n`` dev predictions beside their dialogue and reference summary, or None without predictions."""
-    from src.evaluation.files import read_scored_csv
-
     if not predictions.is_file():
         return None
     try:
@@ -67,8 +67,6 @@ def final_records(ctx: RunContext, samples: int) -> tuple[dict[str, float], dict
     tables: dict[str, pd.DataFrame] = {}
     tuning = ctx.run_dir / "tuning.csv"
     if tuning.is_file():
-        from src.data.loading import read_table
-
         try:
             tables["tuning"] = read_table(tuning).fillna("")
         except UserError as err:

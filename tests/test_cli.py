@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from src.cli import StageChoice, parse_args, stage_choice
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.pipeline import STAGE_NAMES
 
 

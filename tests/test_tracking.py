@@ -8,17 +8,18 @@ import pandas as pd
 import pytest
 
 from src import tracking
+from src.train import trackers
 from src.config import load_config
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.tracking_tables import final_metrics, ledger_table, predictions_table
 
 
 def test_report_to_takes_a_list_or_one_name_as_old_configs_do() -> None:
     assert load_config(None, ["training.report_to=wandb"]).training.report_to == ("wandb",)
     both = load_config(None, ["training.report_to=[wandb, tensorboard]"])
-    assert tracking.trackers(both) == ("wandb", "tensorboard")
-    assert tracking.trackers(load_config(None, ["training.report_to=none"])) == ()
-    assert tracking.trackers(load_config(None, [])) == () and load_config(None, []).training.wandb_project == "dialsum"
+    assert trackers.trackers(both) == ("wandb", "tensorboard")
+    assert trackers.trackers(load_config(None, ["training.report_to=none"])) == ()
+    assert trackers.trackers(load_config(None, [])) == () and load_config(None, []).training.wandb_project == "dialsum"
     with pytest.raises(UserError, match="'training.report_to'.*must be a list of none, tensorboard, wandb"):
         load_config(None, ["training.report_to=wandb,mlflow"])
 
@@ -33,20 +34,20 @@ def no_wandb_env(monkeypatch, tmp_path: Path) -> Path:
 
 
 def test_wandb_is_online_after_wandb_login_and_offline_without_a_key_or_server(no_wandb_env: Path, monkeypatch) -> None:
-    monkeypatch.setattr(tracking, "reachable", lambda url, timeout=3.0: True)
-    assert tracking.wandb_mode(no_wandb_env.parent) == "offline"  # no key anywhere
+    monkeypatch.setattr(trackers, "reachable", lambda url, timeout=3.0: True)
+    assert trackers.wandb_mode(no_wandb_env.parent) == "offline"  # no key anywhere
     monkeypatch.delenv("WANDB_MODE")
     no_wandb_env.write_text("machine api.wandb.ai\n  login user\n  password " + "k" * 40 + "\n")
     no_wandb_env.chmod(0o600)
-    assert tracking.wandb_key_present() and tracking.wandb_mode(no_wandb_env.parent) == "online"
+    assert trackers.wandb_key_present() and trackers.wandb_mode(no_wandb_env.parent) == "online"
     monkeypatch.delenv("WANDB_MODE")
-    monkeypatch.setattr(tracking, "reachable", lambda url, timeout=3.0: False)
-    assert tracking.wandb_mode(no_wandb_env.parent) == "offline"  # a key but no network
+    monkeypatch.setattr(trackers, "reachable", lambda url, timeout=3.0: False)
+    assert trackers.wandb_mode(no_wandb_env.parent) == "offline"  # a key but no network
 
 
 def test_a_mode_set_by_the_user_wins(no_wandb_env: Path, monkeypatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    assert tracking.wandb_mode(no_wandb_env.parent) == "disabled"
+    assert trackers.wandb_mode(no_wandb_env.parent) == "disabled"
 
 
 def test_a_broken_tracker_is_dropped_with_a_warning_and_the_others_go_on(caplog) -> None:

@@ -16,7 +16,8 @@ from functools import lru_cache
 from typing import Any
 
 from src.config import BLOCKABLE_SCRIPTS
-from src.patterns import HASH_TOKEN
+from src.evaluation.morphemes import get_kiwi
+from src.utils.patterns import HASH_TOKEN, script_pattern
 
 Result = tuple[bool, str]
 KEEP: Result = (True, "")
@@ -24,14 +25,10 @@ KEEP: Result = (True, "")
 
 @lru_cache(maxsize=1)
 def _script() -> Any:
-    from src.inference.constraints import script_pattern
-
     return script_pattern(BLOCKABLE_SCRIPTS)
 
 
 def _kiwi() -> Any:
-    from src.evaluation.morphemes import get_kiwi
-
     return get_kiwi()
 
 

@@ -17,11 +17,15 @@ from typing import Any, Optional
 import pandas as pd
 
 from src.augment.chat import BatchClient, ChatRequest, ChatResult, run_requests
+from src.augment.client import LLMClient
+from src.augment.local import LocalLLMClient
 from src.augment.parsing import parse_paraphrase, parse_synthetic
 from src.augment.requests import build_requests
-from src.augment.validators import reason_code
+from src.augment.swap import swap_frame
+from src.augment.validators import ValidationSettings, build_index, reason_code, validate_paraphrase, validate_synthetic
 from src.config import AugmentationConfig
-from src.errors import UserError
+from src.utils.errors import UserError
+from src.utils.io import atomic_write_csv
 
 logger = logging.getLogger(__name__)
 
@@ -45,13 +49,9 @@ def make_client(aug_cfg: AugmentationConfig, api_key: Optional[str], journal_pat
         if not path:
             raise UserError("augmentation.backend=transformers needs a model: set augmentation.local_model "
                             "to a hub id or a local folder")
-        from src.augment.local import LocalLLMClient
-
         return LocalLLMClient(path, aug_cfg.api, journal_path, seed=seed)
     if not api_key:
         return None
-    from src.augment.client import LLMClient
-
     return LLMClient(aug_cfg.api, api_key, journal_path, seed=seed)
 
 
@@ -59,8 +59,6 @@ def speaker_swap_rows(train_df: pd.DataFrame, amount: float, seed: int) -> pd.Da
     """Speaker-swapped copies from ``src.augment.swap`` (source ``swap``) in this stage's columns."""
     if amount <= 0 or train_df.empty:
         return pd.DataFrame(columns=COLUMNS)
-    from src.augment.swap import swap_frame
-
     # swap_frame reads an int as a count and a float as a fraction; the config holds a float for both.
     swapped = swap_frame(train_df, int(amount) if amount >= 1 else float(amount), seed).copy()
     for col in COLUMNS:
@@ -72,8 +70,6 @@ def speaker_swap_rows(train_df: pd.DataFrame, amount: float, seed: int) -> pd.Da
 def validation_settings(aug_cfg: AugmentationConfig) -> Any:
     """``validators.ValidationSettings`` filled from the augmentation config's thresholds."""
     import dataclasses
-
-    from src.augment.validators import ValidationSettings
 
     names = {f.name for f in dataclasses.fields(ValidationSettings)}
     return ValidationSettings(**{n: getattr(aug_cfg, n) for n in names if hasattr(aug_cfg, n)})
@@ -110,8 +106,6 @@ def _candidate(req: ChatRequest, res: ChatResult, parents: dict[str, dict]) -> t
 
 def _validate(row: dict[str, str], parents: dict[str, dict], index: Any, settings: Any) -> str:
     """'' to keep a parsed row, else the validators' rejection reason."""
-    from src.augment.validators import validate_paraphrase, validate_synthetic
-
     if row["source"] == "paraphrase":
         original = str(parents[row["parent_fname"]]["dialogue"])
         keep, reason = validate_paraphrase(original, row["dialogue"], index, settings)
@@ -123,8 +117,6 @@ def _validate(row: dict[str, str], parents: dict[str, dict], index: Any, setting
 def judge_results(train_df: pd.DataFrame, requests: list[ChatRequest], results: list[ChatResult],
                   reference_dialogues: list[str], aug_cfg: AugmentationConfig) -> Verdicts:
     """Parse and validate every result; accepted rows join the near-duplicate index as they pass."""
-    from src.augment.validators import build_index
-
     settings = validation_settings(aug_cfg)
     # The train set (parents included: a near-copy of its parent adds nothing) plus the caller's references.
     texts = [str(d) for d in train_df["dialogue"]] + [str(d) for d in reference_dialogues]
@@ -144,8 +136,6 @@ def judge_results(train_df: pd.DataFrame, requests: list[ChatRequest], results: 
 
 
 def _write(out_dir: Path, augmented: pd.DataFrame, rejected: pd.DataFrame) -> dict[str, str]:
-    from src.utils.io import atomic_write_csv
-
     return {"augmented": str(atomic_write_csv(out_dir / "augmented.csv", augmented[COLUMNS])),
             "rejected": str(atomic_write_csv(out_dir / "rejected.csv", rejected[REJECTED_COLUMNS]))}
 

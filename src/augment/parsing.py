@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any, Optional
 
-from src.patterns import TAG_COLON
+from src.utils.patterns import TAG_COLON
 
 _FENCE = re.compile(r"```[\w-]*[ \t]*\n?(.*?)(?:```|$)", re.DOTALL)
 

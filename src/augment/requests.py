@@ -13,7 +13,7 @@ import pandas as pd
 
 from src.augment.chat import ChatRequest
 from src.config import ApiConfig, AugmentationConfig
-from src.patterns import masks_in
+from src.utils.patterns import masks_in
 
 logger = logging.getLogger(__name__)
 

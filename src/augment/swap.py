@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import pandas as pd
 
-from src.errors import UserError
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Every ``check_*`` returns ``(keep, reason)``: ``(True, "")`` to keep, or ``(Fals
 <detail>")`` to reject, where ``<code>`` is a stable name for counting (see ``reason_code``) and
 ``<detail>`` says what was wrong in this row. ``validate_paraphrase`` and ``validate_synthetic``
 run the checks in a fixed order and return the first rejection. ``NearDupIndex`` finds
-near-duplicates (``src.augment.neardup``).
+near-duplicates (``src.utils.neardup``).
 
 Parsing the LLM's raw output (JSON etc.) is the caller's job; these functions get plain text.
 """
@@ -16,8 +16,8 @@ from dataclasses import dataclass, fields
 from functools import partial
 
 from src.augment.fluency import check_fluent
-from src.augment.neardup import NearDupIndex
-from src.patterns import KNOWN_MASKS, MASK, SPEAKER_TAG, TURN, strip_tags_and_masks
+from src.utils.neardup import NearDupIndex
+from src.utils.patterns import KNOWN_MASKS, MASK, SPEAKER_TAG, TURN, strip_tags_and_masks
 
 Result = tuple[bool, str]
 KEEP: Result = (True, "")

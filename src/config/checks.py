@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Callable
 
 from src.config.schema import BLOCKABLE_SCRIPTS, SPLITS, Config
-from src.errors import UserError
+from src.utils.errors import UserError
 
 ROUGE_METRICS = ("rouge_final", "rouge1", "rouge2", "rougeL")
 

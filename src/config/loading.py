@@ -21,7 +21,7 @@ import yaml
 from src.config.checks import check_config
 from src.config.resources import CONFIGS, find_input
 from src.config.schema import AUTO, DEBUG_OVERLAY, DEFAULT_CONFIG, Config
-from src.errors import UserError
+from src.utils.errors import UserError
 
 
 def _hints(cls: type) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 import pandas as pd
 
-from src.errors import UserError
+from src.utils.errors import UserError
 
 MAX_LISTED = 20
 

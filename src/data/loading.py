@@ -15,7 +15,7 @@ from typing import Optional
 import pandas as pd
 
 from src.data.csvfile import decode_utf8, read_csv_strict
-from src.errors import UserError
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 

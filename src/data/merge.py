@@ -20,8 +20,8 @@ import logging
 import numpy as np
 import pandas as pd
 
-from src.augment.neardup import NearDupIndex
-from src.errors import UserError
+from src.utils.neardup import NearDupIndex
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,8 @@ import pandas as pd
 from src.config import SPLITS, ColumnMap, Config, HubSource, resolve_input, resolve_path
 from src.data.formats import to_dialogue_columns
 from src.data.loading import MAX_LISTED, REQUIRED, SUFFIXES, as_text, check_frame, first_row_number, read_table
-from src.errors import UserError
+from src.utils.errors import UserError
+from src.utils.secrets import get_secret
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +166,6 @@ def _hub_of(src: Source) -> HubSource:
 
 def hub_kwargs(cfg: Config, src: Source) -> dict[str, Any]:
     """Arguments for ``datasets.load_dataset``; the token comes from HF_TOKEN (environment or .env)."""
-    from src.utils.secrets import get_secret
-
     hub, base = _hub_of(src), resolve_input(cfg.paths.data_dir)
     local = resolve_path(str(hub.path), base)
     kwargs = {"path": str(local) if local.exists() else hub.path, "name": hub.name,

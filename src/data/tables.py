@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from src.data.csvfile import checked_records, decode_utf8
-from src.errors import UserError
+from src.utils.errors import UserError
 
 
 def read_rule_table(

@@ -9,7 +9,7 @@ from typing import Collection, Optional, Union
 import pandas as pd
 
 from src.data.csvfile import read_csv_file
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.evaluation.morphemes import DEFAULT_TOKENIZER, TOKENIZERS
 from src.utils.io import sheet_unsafe
 from src.evaluation.report import write_report

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from src.patterns import HASH_TOKEN
+from src.utils.patterns import HASH_TOKEN
 from src.utils.threads import worker_threads
 
 log = logging.getLogger(__name__)

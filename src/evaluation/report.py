@@ -9,7 +9,7 @@ from typing import Union
 
 import pandas as pd
 
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.utils.io import atomic_write, atomic_write_csv, atomic_write_text, sheet_safe
 
 WORST_SHOWN = 10

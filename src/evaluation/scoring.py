@@ -7,7 +7,7 @@ from typing import Any, Sequence, Union
 
 import pandas as pd
 
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.evaluation.morphemes import DEFAULT_TOKENIZER, TOKENIZERS, as_text, prepare_texts
 from src.evaluation.rouge_compat import ZERO, Scores, rouge_f1
 

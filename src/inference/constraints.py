@@ -7,20 +7,10 @@ ROUGE miss. Each vocabulary entry whose text holds a blocked character becomes a
 """
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from typing import Any
 
-SCRIPTS = {
-    "han": r"\u2e80-\u2fdf\u3005\u3007\u3021-\u3029\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff",
-    "kana": r"\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f",
-    "cyrillic": r"\u0400-\u052f",
-}
-
-
-def script_pattern(scripts: tuple[str, ...]) -> re.Pattern[str]:
-    """A character class matching any character of ``scripts``."""
-    return re.compile("[" + "".join(SCRIPTS[s] for s in scripts) + "]")
+from src.utils.patterns import script_pattern
 
 
 @lru_cache(maxsize=8)

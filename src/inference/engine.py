@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Protocol, Sequence
 
 from src.inference.decoding import DecodingParams
-from src.errors import UserError
+from src.inference.head import Head, full_size_layer
+from src.inference.vocab import kept_ids
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +93,6 @@ class TransformersEngine:
         if not trimmed or not hasattr(target, "lm_head"):
             yield
             return
-        from src.inference.head import Head, full_size_layer
-        from src.inference.vocab import kept_ids
-
         original = target.lm_head
         size = original.weight.shape[0]
         target.lm_head = full_size_layer(Head(self.model, kept_ids(self.tokenizer, size, self.stored_vocab, batch,

@@ -16,7 +16,10 @@ from typing import Any, Callable, Optional
 import pandas as pd
 import yaml
 
-from src.config import Config
+from src.config import Config, all_keys, coerce
+from src.data.csvfile import read_csv_file
+from src.evaluation.consensus import select_consensus
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +30,6 @@ def tune_runs(tuning_csv: Optional[Path], k: int) -> list[Run]:
     """Overrides of the k settings ranked after the best one in ``tuning.csv`` (the best is the main decode)."""
     if k <= 0 or tuning_csv is None or not Path(tuning_csv).is_file():
         return []
-    from src.data.csvfile import read_csv_file
-
     table = read_csv_file(Path(tuning_csv), "tuning table")
     params = [c for c in table.columns if c.startswith("param_") and c != "param_instruction"]
     # one prompt per predictor: no instruction runs; the first row is the best setting, the main decode
@@ -38,9 +39,6 @@ def tune_runs(tuning_csv: Optional[Path], k: int) -> list[Run]:
 
 def _typed_run(path: Path, line: int, row: dict[str, Any]) -> Run:
     """A tuning.csv row's ``param_*`` cells as typed ``inference.*`` values; UserError naming line and column."""
-    from src.config import all_keys, coerce
-    from src.errors import UserError
-
     schema, run = all_keys(), {}
     for column, text in row.items():
         key = column[len("param_"):]
@@ -111,8 +109,6 @@ class MbrPredictor:
         return [list(pool) for pool in zip(*per_run)]
 
     def _select(self, pools: list[list[str]]) -> list[str]:
-        from src.evaluation.consensus import select_consensus
-
         picks = select_consensus(pools, tokenizer=self.tokenizer, weights=self.weights)
         self.picks += picks
         return [pool[i] for pool, i in zip(pools, picks)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from src.patterns import SPEAKER_TAG
+from src.utils.patterns import SPEAKER_TAG
 
 _LEADING_LABEL = re.compile(r"^\s*(?:\*\*)?\s*(?:요약|summary|###\s*response)\s*[:：](?:\*\*)?\s*"
                             r"|^\s*###\s*response\s*", re.IGNORECASE)

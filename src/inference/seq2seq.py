@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, Sequence
 import pandas as pd
 
 from src.config import Config, InferenceConfig
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.inference.batching import (BatchCallback, GenerationStats, checked_settings, length_batches, new_token_cap,
                                     predict_frame,
                                     run_batches)

@@ -11,7 +11,7 @@ import yaml
 
 from src.config import Config, all_keys, coerce, section_problems
 from src.data.loading import load_split
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.inference.factory import load_predictor
 from src.inference.settings import InferenceSettings
 from src.inference.tuning import TUNABLE, Setting, Trial, candidates, search, setting_id

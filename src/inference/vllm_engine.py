@@ -13,10 +13,11 @@ from typing import Any, Optional, Sequence
 
 from src.config import Config
 from src.inference.decoding import DecodingParams
-from src.errors import UserError
 from src.inference.batching import new_token_cap
 from src.inference.engine import cut_at_stop
 from src.models.checkpoint import read_adapter_config, wants_4bit
+from src.models.device import compute_dtype
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,6 @@ def engine_kwargs(cfg: Config, checkpoint: Path, adapter: Optional[dict[str, Any
     prompts arrive as token ids either way). Memory: a share of the GPU there; on a CPU a KV cache of
     ``inference.vllm_cpu_kv_cache_gb`` GiB, since the share would be of the machine's RAM.
     """
-    from src.models.device import compute_dtype
-
     dtype = str(compute_dtype(cfg.training.compute_dtype, device)).split(".")[-1]
     weights = (adapter.get("base_model_name_or_path") or cfg.model.name) if adapter is not None else str(checkpoint)
     kw: dict[str, Any] = dict(model=weights, tokenizer=weights, dtype=dtype, seed=cfg.seed,

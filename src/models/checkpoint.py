@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from src.config import Config
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.models.device import compute_dtype
 from src.models.loading import load_causal_model
 

@@ -10,6 +10,8 @@ import logging
 from pathlib import Path
 from typing import Iterable
 
+from src.utils.io import follow_umask, temp_path
+
 log = logging.getLogger(__name__)
 
 BUILD_VERSION = 2
@@ -98,8 +100,6 @@ def build_tiny_seq2seq(out_dir: Path, texts: list[str], hidden: int = 64, layers
 def _save(out_dir: Path, model, tokenizer, spec: dict) -> None:
     """Save into a temp folder and rename it into place, so parallel ranks never see half a model."""
     import shutil
-
-    from src.utils.io import follow_umask, temp_path
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(out_dir)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.utils.io import follow_umask, sha256_file, temp_path
 
 log = logging.getLogger(__name__)

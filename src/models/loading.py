@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from src.config import SPLITS, Config, resolve_path
-from src.errors import UserError
+from src.models.debug import build_tiny_causal, build_tiny_seq2seq
 from src.models.device import local_device
+from src.models.embedded import check_embedded, embedded_dir, is_embedded, resolve_embedded
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +25,6 @@ def debug_model_dir(cfg: Config) -> Path:
 
 def model_location(cfg: Config) -> str:
     """Where ``model.name`` loads from (a folder or a hub id), without building anything."""
-    from src.models.embedded import embedded_dir, is_embedded
-
     if cfg.model.name == DEBUG_NAME:
         return str(debug_model_dir(cfg))
     if is_embedded(cfg.model.name):
@@ -48,14 +48,10 @@ def debug_texts(cfg: Config) -> list[str]:
 
 def resolve_model(cfg: Config, texts: Callable[[], list[str]]) -> str:
     """A loadable name or path for ``model.name``; builds the debug or embedded model on first use."""
-    from src.models.embedded import is_embedded, resolve_embedded
-
     if is_embedded(cfg.model.name):
         return resolve_embedded(cfg.model.name, resolve_path(cfg.paths.model_dir))
     if cfg.model.name != DEBUG_NAME:
         return model_location(cfg)
-    from src.models.debug import build_tiny_causal, build_tiny_seq2seq
-
     build = build_tiny_causal if cfg.model.type == "causal" else build_tiny_seq2seq
     return str(build(debug_model_dir(cfg), texts(), seed=cfg.seed))
 
@@ -63,8 +59,6 @@ def resolve_model(cfg: Config, texts: Callable[[], list[str]]) -> str:
 def check_model_reachable(name: str, revision: Optional[str], token: Optional[str],
                           model_dir: str = "model") -> Optional[str]:
     """None when ``name`` can be loaded, else one line saying what is wrong and what to do."""
-    from src.models.embedded import check_embedded, is_embedded
-
     if name == DEBUG_NAME:
         return None
     if is_embedded(name):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from src.config import Config, InferenceConfig, PromptConfig, build_config
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.utils.io import file_digest
 
 log = logging.getLogger(__name__)

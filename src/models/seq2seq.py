@@ -10,9 +10,9 @@ import os
 from typing import Any, Iterable, Sequence
 
 from src.config import Config
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.models.loading import count_parameters
-from src.patterns import HASH_TOKEN
+from src.utils.patterns import HASH_TOKEN
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from src.config import PromptConfig
+from src.evaluation.morphemes import morpheme_tokens
 from src.prompting.builder import Shot
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,6 @@ _CACHE: dict[str, "SimilarPool"] = {}
 
 def morphemes(texts: Sequence[str]) -> list[list[str]]:
     """Kiwi morphemes of each text (speaker tags and masks kept whole), punctuation dropped."""
-    from src.evaluation.morphemes import morpheme_tokens
-
     return [[t for t in tokens if any(c.isalnum() for c in t)] for tokens in morpheme_tokens(list(texts))]
 
 

@@ -8,7 +8,9 @@ from typing import Any, Optional
 
 from src.config import Config
 from src.context import RunContext, present
-from src.errors import StageSkipped
+from src.models.loading import DEBUG_NAME, check_model_reachable, debug_texts, resolve_model
+from src.utils.errors import StageSkipped, UserError
+from src.utils.secrets import get_secret
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +47,6 @@ def check(ctx: RunContext) -> list[str]:
     a = ctx.cfg.augmentation
     if a.backend != "transformers" or not (a.num_paraphrase > 0 or a.num_synthetic > 0) or not a.local_model:
         return []
-    from src.models.loading import check_model_reachable
-    from src.utils.secrets import get_secret
-
     problem = check_model_reachable(a.local_model, None, get_secret("HF_TOKEN"), ctx.cfg.paths.model_dir)
     return [problem.replace("'model.name'", "'augmentation.local_model'")] if problem else []
 
@@ -55,7 +54,6 @@ def check(ctx: RunContext) -> list[str]:
 def spend_line(ctx: RunContext) -> Optional[str]:
     """The paid API requests this run's augment stage would send and the spend cap, or None (``src.augment.spend``)."""
     from src.augment.spend import sends_paid_requests, spend_notice
-    from src.utils.secrets import get_secret
 
     aug = ctx.cfg.augmentation
     if name not in ctx.selected or not sends_paid_requests(aug):
@@ -68,7 +66,6 @@ def _train_rows(ctx: RunContext) -> Optional[int]:
     (None when a hub dataset is among them: its size is not known before it is loaded)."""
     from src.data.loading import load_split
     from src.data.sources import collect
-    from src.errors import UserError
 
     clean = ctx.upstream("preprocess", "train")
     try:
@@ -90,8 +87,6 @@ def local_generator(ctx: RunContext) -> Optional[str]:
         return cfg.augmentation.local_model
     if cfg.model.type == "causal":
         return ctx.model_path
-    from src.models.loading import DEBUG_NAME, debug_texts, resolve_model
-
     if cfg.model.name != DEBUG_NAME:
         return None
     causal = replace(cfg, model=replace(cfg.model, type="causal"))
@@ -102,7 +97,6 @@ def run(ctx: RunContext) -> dict[str, Any]:
     """Generate, validate and write the augmented rows."""
     from src.augment.generate import augment
     from src.data.loading import load_split
-    from src.utils.secrets import get_secret
 
     cfg = ctx.cfg
     ins = inputs(ctx)

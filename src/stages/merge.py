@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 from src.config import Config
 from src.context import RunContext, present
+from src.utils.io import atomic_write_csv
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,6 @@ def run(ctx: RunContext) -> dict[str, Any]:
 
     from src.data.loading import load_split, read_table
     from src.data.merge import merge_frames
-    from src.utils.io import atomic_write_csv
 
     cfg, ins = ctx.cfg, inputs(ctx)
     originals = load_split(present(ins, "clean_train"), "train")

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from src.config import SPLITS, Config, resolve_input
 from src.context import RunContext
+from src.utils.errors import UserError
+from src.utils.io import atomic_write_csv
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,8 +65,6 @@ def config_parts(cfg: Config) -> dict[str, Any]:
 
 def check(ctx: RunContext) -> list[str]:
     """The rule tables exist and parse (the data sources are checked for every run by src.run)."""
-    from src.errors import UserError
-
     problems = []
     try:
         _cleaner(ctx.cfg)
@@ -78,7 +78,6 @@ def run(ctx: RunContext) -> dict[str, Any]:
     import pandas as pd
 
     from src.data.sources import REJECTED_COLUMNS, load_split_sources
-    from src.utils.io import atomic_write_csv
 
     cfg, out = ctx.cfg, outputs(ctx)
     clean = _cleaner(cfg)

@@ -13,6 +13,10 @@ from typing import Any, Optional
 
 from src.config import Config, resolve_path, to_dict
 from src.context import RunContext, present
+from src.models.device import device_problems
+from src.models.loading import check_model_reachable
+from src.utils.io import file_digest
+from src.utils.secrets import get_secret
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +77,6 @@ def check(ctx: RunContext) -> list[str]:
                 "model.type=causal"]
     problems = setup_problems(cfg)
     if "train" not in ctx.selected:
-        from src.models.device import device_problems
-        from src.models.loading import check_model_reachable
-        from src.utils.secrets import get_secret
-
         reach = check_model_reachable(cfg.model.name, cfg.model.revision, get_secret("HF_TOKEN"), cfg.paths.model_dir)
         problems += ([reach] if reach else []) + device_problems(cfg, training=True)
     return problems
@@ -85,7 +85,6 @@ def check(ctx: RunContext) -> list[str]:
 def job(ctx: RunContext) -> Any:
     """The ``RlJob``: folders, resume, the starting checkpoint and the fingerprint of what decides GRPO."""
     from src.train.grpo_setup import RlJob, checkpoint_digest
-    from src.utils.io import file_digest
 
     ins = inputs(ctx)
     init, rows = present(ins, "init"), present(ins, "train")

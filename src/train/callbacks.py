@@ -15,6 +15,8 @@ import pandas as pd
 from transformers import EarlyStoppingCallback, TrainerCallback
 
 from src.config import InferenceConfig
+from src.evaluation import score_texts
+from src.inference.predictor import Predictor
 from src.prompting.builder import PromptBuilder
 from src.prompting.fewshot import ShotSelector
 
@@ -81,9 +83,6 @@ class RougeCallback(TrainerCallback):
 
     def score(self, model: Any) -> dict[str, float]:
         """ROUGE of the model's summaries for the sample, in the competition's units."""
-        from src.evaluation import score_texts
-        from src.inference.predictor import Predictor
-
         was_training = model.training
         model.eval()
         try:

@@ -24,9 +24,24 @@ from typing import Any, Optional
 import pandas as pd
 
 from src.config import Config
-from src.errors import UserError
-from src.train.grpo_setup import RlJob
-from src.train.rewards import CompletionAudit, words
+from src.data.loading import load_split
+from src.evaluation import score_texts
+from src.inference import constraints
+from src.inference.factory import as_trained, load_predictor
+from src.models.device import compute_dtype, pick_device
+from src.models.loading import load_tokenizer
+from src.prompting.builder import PromptBuilder
+from src.prompting.fewshot import ShotSelector
+from src.train.callbacks import RougeSample
+from src.train.checkpoints import CheckpointRecord, finish_from, finished, resume_checkpoint
+from src.train.final import finalize
+from src.train.grpo_setup import (RlJob, generation_kwargs, grpo_arguments, load_policy, prompt_rows, sample_rows,
+                                  use_vllm)
+from src.train.progress import RL_SHOWN, FiniteLoss, TrainingLog, write_rl_curves
+from src.train.rewards import CompletionAudit, reward_functions, words
+from src.train.sft import align_adapter_dtype, parameter_counts
+from src.utils.errors import UserError
+from src.utils.io import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +76,6 @@ def build_trainer(cfg: Config, model: Any, peft: Any, tokenizer: Any, rows: list
     from transformers import PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from src.train.sft import align_adapter_dtype
-
     funcs, weights = rewards
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=GRPOConfig(**{**args, "reward_weights": weights}),
                           train_dataset=Dataset.from_list(rows), processing_class=tokenizer, peft_config=peft,
@@ -75,9 +88,6 @@ def build_trainer(cfg: Config, model: Any, peft: Any, tokenizer: Any, rows: list
 
 def callbacks(cfg: Config, job: RlJob) -> list[Any]:
     """Checkpoint records, reward lines and curves (the whole history, resumed runs too), the NaN stop."""
-    from src.train.checkpoints import CheckpointRecord
-    from src.train.progress import RL_SHOWN, FiniteLoss, TrainingLog, write_rl_curves
-
     return [CheckpointRecord(job.parts), TrainingLog(job.report_dir, "rl", RL_SHOWN, write_rl_curves, history=True,
                                                        live=True),
             FiniteLoss(cfg.rl.learning_rate, key="rl.learning_rate")]
@@ -109,8 +119,6 @@ def finished_run(cfg: Config, job: RlJob, final: Path) -> Optional[dict[str, Any
     fields of ``final`` made from it without another step (None: train)."""
     import json
 
-    from src.train.checkpoints import finish_from, finished, resume_checkpoint
-
     if not job.resume:
         return None
     job.checkpoint = resume_checkpoint(job.out_dir, job.parts)
@@ -129,9 +137,6 @@ def finished_run(cfg: Config, job: RlJob, final: Path) -> Optional[dict[str, Any
 
 def run_trainer(cfg: Config, job: RlJob, setup: RlSetup, final: Path) -> dict[str, Any]:
     """Load the policy, train (resuming when a checkpoint fits), save ``final``; the trainer's fields."""
-    from src.train.grpo_setup import grpo_arguments, load_policy
-    from src.train.sft import parameter_counts
-
     model, peft = load_policy(cfg, job, setup.device, setup.dtype, setup.stop_ids)
     args = grpo_arguments(cfg, job.out_dir, setup.device, setup.dtype, setup.max_len, setup.gen_kwargs,
                           setup.vllm)
@@ -150,16 +155,6 @@ def run_trainer(cfg: Config, job: RlJob, setup: RlSetup, final: Path) -> dict[st
 
 def prepare(cfg: Config, rows_df: pd.DataFrame, job: RlJob) -> tuple[Config, RlSetup]:
     """The starting checkpoint's prompt settings, the exact prompts, stop and banned ids, the cap, the reward."""
-    from src.data.loading import load_split
-    from src.inference.constraints import blocked_token_ids
-    from src.inference.factory import as_trained
-    from src.models.device import compute_dtype, pick_device
-    from src.models.loading import load_tokenizer
-    from src.prompting.builder import PromptBuilder
-    from src.prompting.fewshot import ShotSelector
-    from src.train.grpo_setup import generation_kwargs, prompt_rows, sample_rows, use_vllm
-    from src.train.rewards import reward_functions
-
     settings = as_trained(cfg, job.init, job.pool)  # the starting checkpoint's prompt and length cap, resolved once
     run_cfg, pool_path = settings.cfg, settings.pool
     tokenizer = load_tokenizer(str(job.init), run_cfg, padding_side="left")
@@ -174,7 +169,8 @@ def prepare(cfg: Config, rows_df: pd.DataFrame, job: RlJob) -> tuple[Config, RlS
         log.warning("rl: %d of %d prompts left out: no text encodes to the builder's ids exactly", lost, lost + len(rows))
     info, cap = settings.record, settings.gen.max_new_tokens
     device = pick_device(cfg.model.device)
-    stop_ids, banned = builder.stop_token_ids, blocked_token_ids(tokenizer, cfg.inference.block_scripts)
+    # through the module, where tests replace blocked_token_ids
+    stop_ids, banned = builder.stop_token_ids, constraints.blocked_token_ids(tokenizer, cfg.inference.block_scripts)
     vllm = use_vllm(cfg, device)
     audit = CompletionAudit()
     max_len = cap if cfg.rl.max_completion_length == "auto" else cfg.rl.max_completion_length
@@ -185,9 +181,6 @@ def prepare(cfg: Config, rows_df: pd.DataFrame, job: RlJob) -> tuple[Config, RlS
 
 def finalize_rl(run_cfg: Config, job: RlJob, setup: RlSetup, final: Path) -> None:
     """Tokenizer, config, the starting checkpoint's inference record (prompts, pool, lengths) and fingerprint."""
-    from src.train.final import finalize
-    from src.utils.io import file_digest
-
     pool = setup.pool_path
     probe = [r["prompt"] for r in setup.rows[:3]]
     finalize(final, run_cfg, setup.tokenizer, probe, job.parts, pool, file_digest(pool) if pool else None,
@@ -220,11 +213,6 @@ def train_grpo(cfg: Config, rows_df: pd.DataFrame, dev_df: Optional[pd.DataFrame
 
 def compare_on_dev(cfg: Config, checkpoints: dict[str, Path], dev: pd.DataFrame, pool_path: Optional[Path]) -> dict:
     """Greedy summaries of ``rl.eval_rows`` dev rows from each checkpoint, by the inference code; their scores."""
-    from src.data.loading import load_split
-    from src.evaluation import score_texts
-    from src.inference.factory import as_trained, load_predictor
-    from src.train.callbacks import RougeSample
-
     sample = RougeSample.from_frame(dev, cfg.rl.eval_rows, cfg.seed, cfg.evaluation.tokenizer)
     out: dict[str, Any] = {"rows": len(sample.fnames), "scorer": sample.tokenizer}
     for name, checkpoint in checkpoints.items():

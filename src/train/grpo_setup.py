@@ -23,8 +23,16 @@ from typing import Any, Optional, Sequence
 import pandas as pd
 
 from src.config import Config
-from src.errors import UserError
+from src.evaluation.scoring import reference_columns
+from src.inference.vllm_engine import INSTALL_HINT, vllm_available
+from src.models.checkpoint import read_adapter_config
+from src.models.device import pick_device
 from src.prompting.builder import PromptBuilder
+from src.train.checkpoints import FINGERPRINT_FILE
+from src.train.options import check_extra, gradient_checkpointing, optimizer_name, peft_config, report_to
+from src.train.sft import load_for_training
+from src.utils.errors import UserError
+from src.utils.io import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +55,6 @@ class RlJob:
 
 def checkpoint_digest(folder: Path) -> str:
     """The contents of a checkpoint's weights and records (not its mtimes: a copy digests the same)."""
-    from src.train.checkpoints import FINGERPRINT_FILE
-    from src.utils.io import file_digest
-
     files = sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix in WEIGHT_FILES
                    and p.name != FINGERPRINT_FILE) if Path(folder).is_dir() else []
     return ",".join(f"{p.name}:{file_digest(p)}" for p in files) or "missing"
@@ -57,16 +62,11 @@ def checkpoint_digest(folder: Path) -> str:
 
 def use_vllm(cfg: Config, device: str) -> bool:
     """vLLM samples the completions when asked, or under ``auto`` when installed and training on CUDA."""
-    from src.inference.vllm_engine import vllm_available
-
     return cfg.rl.generation == "vllm" or (cfg.rl.generation == "auto" and device == "cuda" and vllm_available())
 
 
 def setup_problems(cfg: Config) -> list[str]:
     """vLLM asked for but not installed or without CUDA; ``rl.extra`` keys the installed GRPOConfig lacks."""
-    from src.inference.vllm_engine import INSTALL_HINT, vllm_available
-    from src.models.device import pick_device
-
     problems = []
     if cfg.rl.generation == "vllm" and not (vllm_available() and pick_device(cfg.model.device) == "cuda"):
         problems.append(f"config key 'rl.generation' = 'vllm' needs vLLM ({INSTALL_HINT}) and a CUDA device; "
@@ -81,8 +81,6 @@ def setup_problems(cfg: Config) -> list[str]:
 def check_grpo_extra(extra: dict[str, Any]) -> None:
     """``rl.extra`` keys must be fields of the installed GRPOConfig; name the closest one otherwise."""
     from trl import GRPOConfig
-
-    from src.train.options import check_extra
 
     check_extra(extra, GRPOConfig, "rl.extra")
 
@@ -108,8 +106,6 @@ def prompt_text(tokenizer: Any, ids: list[int], adds: tuple[list[int], list[int]
 
 def prompt_rows(builder: PromptBuilder, selector: Any, df: pd.DataFrame) -> tuple[list[dict[str, Any]], int]:
     """One GRPO row per dialogue (prompt text, references, fname) and how many could not be given exactly."""
-    from src.evaluation.scoring import reference_columns
-
     adds = call_adds(builder.tokenizer)
     refs = df[reference_columns(df)].fillna("").astype(str).values.tolist()
     rows, lost = [], 0
@@ -146,8 +142,6 @@ def grpo_arguments(cfg: Config, out_dir: Path, device: str, dtype: Any, max_len:
     """GRPOConfig keyword arguments (every key an installed field), ``rl.extra`` applied last."""
     import torch
 
-    from src.train.options import gradient_checkpointing, optimizer_name, report_to
-
     r, t = cfg.rl, cfg.training
     kwargs: dict[str, Any] = dict(
         output_dir=str(out_dir), run_name=f"{Path(out_dir).parent.name}-rl", max_steps=r.max_steps,
@@ -168,10 +162,6 @@ def grpo_arguments(cfg: Config, out_dir: Path, device: str, dtype: Any, max_len:
 def load_policy(cfg: Config, job: RlJob, device: str, dtype: Any, stop_ids: list[int]) -> tuple[Any, Any]:
     """(model, peft_config): the SFT adapter trainable on its base, or a fresh LoRA (``training.lora``) on a
     full-weights starting checkpoint; the base generates until one of ``stop_ids``."""
-    from src.models.checkpoint import read_adapter_config
-    from src.train.options import peft_config
-    from src.train.sft import load_for_training
-
     adapter = read_adapter_config(job.init)
     base_path = str(job.init) if adapter is None else adapter.get("base_model_name_or_path") or job.model_path
     if not base_path:

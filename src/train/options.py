@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from src.config import Config, TrainingConfig
-from src.errors import UserError
+from src.train.trackers import trackers, wandb_mode
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +133,6 @@ def eval_arguments(t: TrainingConfig, has_eval: bool) -> dict[str, Any]:
 def report_to(cfg: Config, out_dir: Path) -> list[str]:
     """The Trainer's tracking integrations (``training.report_to``); wandb logs into the run's tracked run
     (``src.tracking``), offline without a key or a reachable server, never failing the run."""
-    from src.tracking import trackers, wandb_mode
-
     found = []
     for tracker in trackers(cfg):
         try:

@@ -19,7 +19,8 @@ from typing import Any, Callable, Optional
 
 from transformers import TrainerCallback
 
-from src.errors import UserError
+from src.utils.errors import UserError
+from src.utils.io import atomic_write, atomic_write_csv
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +102,6 @@ def write_curves(rows: list[dict[str, Any]], folder: Path) -> None:
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from src.utils.io import atomic_write, atomic_write_csv
-
     df = pd.DataFrame(rows)
     atomic_write_csv(folder / "train_log.csv", df)
     fig = Figure(figsize=(7, 5), layout="constrained")
@@ -125,8 +124,6 @@ def write_rl_curves(rows: list[dict[str, Any]], folder: Path) -> None:
     """``rl_log.csv`` and ``rl_curves.png``: reward mean and std (and the ROUGE term), KL, completion length by step."""
     import pandas as pd
     from matplotlib.figure import Figure
-
-    from src.utils.io import atomic_write, atomic_write_csv
 
     df = pd.DataFrame(rows)
     first = [c for c in ("step", "epoch") if c in df]

@@ -23,7 +23,9 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any, Callable, Optional, Sequence
 
+from src.augment.fluency import score_per_morpheme
 from src.config import Config
+from src.evaluation import score_rows
 from src.inference.postprocess import postprocess
 
 Reward = Callable[..., list[float]]
@@ -58,8 +60,6 @@ def clean_texts(completions: Sequence[str], cut_unfinished: bool) -> list[str]:
 def rouge(completions: Sequence[str], references: Sequence[Sequence[str]], tokenizer: str = "mecab",
           cut_unfinished: bool = True, **_: Any) -> list[float]:
     """final / 100 of each completion against its row's references (1 = identical to them)."""
-    from src.evaluation import score_rows
-
     scores = score_rows(clean_texts(completions, cut_unfinished), [list(r) for r in references], tokenizer)
     return [sum(s) / 3 for s in scores]
 
@@ -91,8 +91,6 @@ def stop(completions: Sequence[str], completion_ids: Sequence[Sequence[int]], st
 
 def fluency(completions: Sequence[str], floor: float = -8.0, cut_unfinished: bool = True, **_: Any) -> list[float]:
     """0 at or above ``floor`` (Kiwi log-probability per morpheme), else minus the gap, at least -1; empty: -1."""
-    from src.augment.fluency import score_per_morpheme
-
     out = []
     for text in clean_texts(completions, cut_unfinished):
         out.append(-min(1.0, max(0.0, floor - score_per_morpheme(text))) if text else -1.0)

@@ -14,18 +14,14 @@ from typing import Any, Callable, Optional
 import pandas as pd
 
 from src.config import Config
+from src.evaluation import score_texts
+from src.inference.postprocess import postprocess
 from src.inference.seq2seq import seq2seq_generate_kwargs
 from src.inference.settings import resolve_settings
-from src.inference.postprocess import postprocess
 from src.models.device import pick_device
 from src.models.loading import count_parameters
-from src.models.seq2seq import (
-    decode_summary,
-    encode_source,
-    encode_target,
-    load_seq2seq,
-    special_tokens,
-)
+from src.models.seq2seq import decode_summary, encode_source, encode_target, load_seq2seq, special_tokens
+from src.train.callbacks import early_stopping
 from src.train.final import TrainJob, summary_lengths
 from src.train.options import checkpointing_arguments, report_to
 
@@ -118,8 +114,6 @@ def seq2seq_args(cfg: Config, out_dir: Path, device: str, has_eval: bool) -> Any
 
 def rouge_metrics(tokenizer: Any, scorer: str) -> Callable[[Any], dict[str, float]]:
     """compute_metrics for Seq2SeqTrainer: the shared competition ROUGE on generated vs reference summaries."""
-    from src.evaluation import score_texts
-
     def compute(pred: Any) -> dict[str, float]:
         predictions = [postprocess(decode_summary(tokenizer, row.tolist())) for row in pred.predictions]
         references = [[postprocess(decode_summary(tokenizer, row.tolist()))] for row in pred.label_ids]
@@ -143,8 +137,6 @@ def build_trainer(cfg: Config, model: Any, tokenizer: Any, train_rows: list[dict
     """Seq2SeqTrainer with the collator (-100 label padding); ROUGE and early stopping when there is a dev set."""
     from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq, PrinterCallback, Seq2SeqTrainer
-
-    from src.train.callbacks import early_stopping
 
     eval_ds = Dataset.from_list(encode_pairs(tokenizer, dev, cfg).rows) if dev is not None else None
     patience = cfg.training.early_stopping_patience if eval_ds is not None else 0

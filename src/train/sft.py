@@ -18,7 +18,7 @@ import pandas as pd
 
 from src.config import Config, InferenceConfig
 from src.inference.settings import training_time_settings
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.inference.vocab import data_ids
 from src.models.device import compute_dtype, pick_device
 from src.models.loading import count_parameters, load_causal_model, load_tokenizer

@@ -14,7 +14,7 @@ from typing import Optional
 
 from filelock import FileLock, Timeout
 
-from src.errors import UserError
+from src.utils.errors import UserError
 
 LOCK_NAME = ".lock"
 PID_NAME = ".lock.pid"

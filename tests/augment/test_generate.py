@@ -213,7 +213,7 @@ def test_transformers_backend_runs_offline_with_a_tiny_model(tmp_path: Path, tra
 
 
 def test_transformers_backend_needs_a_model(tmp_path: Path, train: pd.DataFrame) -> None:
-    from src.errors import UserError
+    from src.utils.errors import UserError
 
     with pytest.raises(UserError, match="augmentation.local_model"):
         augment(train, [], AugmentationConfig(backend="transformers", num_paraphrase=1), None, tmp_path, seed=0)

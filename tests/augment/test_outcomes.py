@@ -11,7 +11,7 @@ import pytest
 
 from src.augment.generate import augment
 from src.config import ApiConfig, AugmentationConfig
-from src.errors import UserError
+from src.utils.errors import UserError
 from tests.augment.fake_openai_server import FakeOpenAIServer
 from tests.conftest import run_cli, tmp_paths
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from src.augment.swap import particle_for, swap_frame, swap_speakers, tag_final
-from src.errors import UserError
+from src.utils.errors import UserError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from src.augment import validators as v
-from src.augment.neardup import NearDupIndex, jaccard, shingles
+from src.utils.neardup import NearDupIndex, jaccard, shingles
 from src.augment.validators import ValidationSettings, build_index, reason_code
 from tests.conftest import need_shared
 

@@ -9,7 +9,7 @@ import pytest
 
 from src.config import Config, InferenceConfig, all_keys, config_problems, load_config, section_problems
 from src.config.loading import bound_problem
-from src.errors import UserError
+from src.utils.errors import UserError
 
 
 def problems_of(*overrides: str, debug: bool = True) -> list[str]:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from src.config import REPO_ROOT, all_keys, load_config, to_dict
-from src.errors import UserError
+from src.utils.errors import UserError
 
 SHIPPED = sorted((REPO_ROOT / "configs").glob("*.yaml")) + sorted((REPO_ROOT / "configs" / "models").glob("*.yaml"))
 CONTRACT_KEYS = ["paths.data_dir", "paths.model_dir", "paths.output_dir", "data.train_file", "data.dev_file",

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from src.data.loading import read_table
-from src.errors import UserError
+from src.utils.errors import UserError
 from tests.conftest import SHARED_DATA, need_shared, run_cli, tmp_paths
 
 TEST_KO = SHARED_DATA / "dialogsum-ko" / "test.csv"

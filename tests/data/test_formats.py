@@ -9,7 +9,7 @@ import pytest
 
 from src.config import load_config
 from src.data.sources import load_split_sources
-from src.errors import UserError
+from src.utils.errors import UserError
 
 DIALOGUES = ["#Person1#: 안녕하세요.\n#Person2#: 네, 안녕하세요.", "#Person1#: 내일 봐요.\n#Person2#: 좋아요."]
 SUMMARIES = ["두 사람이 인사한다.", "두 사람이 내일 만나기로 한다."]

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from src.data.loading import check_frame, first_row_number, load_split, read_table
-from src.errors import UserError
+from src.utils.errors import UserError
 
 ROWS = [{"fname": "a_0", "dialogue": "#Person1#: 안녕", "summary": "인사", "n": 3},
         {"fname": "a_1", "dialogue": "#Person1#: 잘 가", "summary": "작별", "n": 4}]

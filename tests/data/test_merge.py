@@ -8,7 +8,7 @@ import pytest
 
 from src.augment.swap import swap_frame
 from src.data.merge import merge_frames
-from src.errors import UserError
+from src.utils.errors import UserError
 
 REPO = Path(__file__).resolve().parents[2]
 DEBUG = REPO / "data" / "debug"

@@ -14,7 +14,7 @@ import pytest
 from src.config import load_config
 from src.data import sources
 from src.data.sources import check_hub, load_split_sources, preflight_problems, resolve_sources
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.run import make_context
 from src.stages import merge as merge_stage
 from tests.conftest import SHARED_DATA, need_shared, run_cli, tmp_paths

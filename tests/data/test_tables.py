@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from src.data.tables import read_rule_table
-from src.errors import UserError
+from src.utils.errors import UserError
 
 
 def test_rows_keep_line_numbers_skip_blank_lines_and_bom(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.evaluation import evaluate_files, score_frames, write_report
 
 REPORT_FILES = {"scores.csv", "metrics.json", "report.md", "score_hist.png"}

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from rouge import Rouge
 
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.evaluation import TOKENIZERS, prepare_texts, score_frames, score_texts
 
 KEYS = ("rouge1", "rouge2", "rougeL")

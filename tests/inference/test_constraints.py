@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from src.config import BLOCKABLE_SCRIPTS
-from src.inference.constraints import SCRIPTS, bad_words_ids, script_pattern
+from src.inference.constraints import bad_words_ids
+from src.utils.patterns import SCRIPTS, script_pattern
 from src.inference.postprocess import drop_unfinished, postprocess
 from tests.conftest import SHARED_DATA, need_shared
 

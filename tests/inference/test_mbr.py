@@ -73,7 +73,7 @@ def test_ensemble_from_other_runs_picks_the_consensus_per_fname(tmp_path: Path) 
 def test_the_tune_table_is_read_strictly_and_typed_per_key(tmp_path: Path) -> None:
     import pytest
 
-    from src.errors import UserError
+    from src.utils.errors import UserError
 
     table = tmp_path / "tuning.csv"
     table.write_text("setting,param_num_beams,param_do_sample,final\na,2,False,30\nb,4,true,29\n", encoding="utf-8")

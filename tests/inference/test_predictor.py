@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from src.config import InferenceConfig
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.inference.engine import TransformersEngine, cut_at_stop
 from src.inference.predictor import Predictor
 from tests.inference.conftest import tiny_config

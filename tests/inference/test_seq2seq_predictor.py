@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from src.config import Config, InferenceConfig, Seq2SeqConfig, load_config
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.inference.decoding import DecodingParams
 from src.inference.seq2seq import Seq2SeqPredictor, length_batches, seq2seq_generate_kwargs
 from src.inference.settings import resolve_settings

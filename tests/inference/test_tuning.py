@@ -57,14 +57,14 @@ def test_space_problems_name_the_key() -> None:
 
 @pytest.mark.parametrize("key", ["tune.rows=1", "tune.keep=1", "tune.search=bayes"])
 def test_tune_keys_are_checked_by_the_config(key: str) -> None:
-    from src.errors import UserError
+    from src.utils.errors import UserError
 
     with pytest.raises(UserError):
         load_config(None, [key])
 
 
 def test_the_tuning_rows_file_is_read_strictly(tmp_path) -> None:
-    from src.errors import UserError
+    from src.utils.errors import UserError
     from src.inference.tuning_run import excluded_rows
 
     rows = tmp_path / "tuning_rows.csv"

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from src.config import InferenceConfig
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.inference import vllm_engine as vllm_backend
 from src.inference.predictor import Predictor
 from tests.inference.conftest import tiny_config

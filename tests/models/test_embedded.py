@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from src.config import load_config
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.models import embedded
 from src.models.loading import check_model_reachable, resolve_model
 from tests.conftest import REPO

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from src.config import Config, InferenceConfig, load_config
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.models.provenance import (INFERENCE_INFO, fewshot_pool, newest_final, resolve_max_new_tokens,
                                    settings_for_inference)
 from src.utils.io import file_digest

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from src.config import load_config
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.models.loading import load_tokenizer, save_tokenizer
 from src.prompting.builder import PromptBuilder
 from src.prompting.fewshot import ShotSelector

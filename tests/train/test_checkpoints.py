@@ -117,7 +117,7 @@ def test_inference_falls_back_from_a_damaged_final_checkpoint_and_refuses_when_n
                                                                                                  caplog) -> None:
     import pytest
 
-    from src.errors import UserError
+    from src.utils.errors import UserError
     from src.models.checkpoint import verified_checkpoint
 
     intact = checkpoint(tmp_path, 5, PARTS)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from src.config import PromptConfig, load_config
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.prompting.builder import PromptBuilder
 from src.train.grpo_setup import (call_adds, check_grpo_extra, checkpoint_digest, generation_kwargs, grpo_arguments,
                                   prompt_rows, prompt_text, sample_rows, setup_problems)

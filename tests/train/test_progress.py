@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.train.progress import FiniteLoss, TrainingLog
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from src.config import Config, Seq2SeqConfig, TrainingConfig, load_config
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.models.seq2seq import (
     decode_summary,
     encode_source,

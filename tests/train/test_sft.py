@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from src.config import load_config
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.prompting.builder import PromptBuilder
 from src.prompting.fewshot import ShotSelector
 from src.train.final import TrainJob

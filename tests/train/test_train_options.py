@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from src.config import load_config
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.train import options
 from src.train.options import (Collation, bfd_rows, checkpointing_arguments, collation, eval_arguments, optimizer_name,
                                sft_arguments)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from src.errors import UserError
+from src.utils.errors import UserError
 from src.utils.lock import LOCK_FILES, RunLock
 from tests.conftest import REPO
 

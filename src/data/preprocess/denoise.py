@@ -21,8 +21,8 @@ from pathlib import Path
 import pandas as pd
 
 from src.data.tables import read_rule_table
-from src.errors import UserError
-from src.patterns import MASK, SPEAKER_TAG
+from src.utils.errors import UserError
+from src.utils.patterns import MASK, SPEAKER_TAG
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from src.data.tables import read_rule_table
-from src.errors import UserError
+from src.utils.errors import UserError
 
 DEFAULT_TYPOS_PATH = Path(__file__).resolve().parents[3] / "docs" / "typo_rules.csv"
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from src.data.preprocess.denoise import DEFAULT_RULES_PATH, denoise_frame, denoise_text, load_rules
-from src.errors import UserError
+from src.utils.errors import UserError
 from tests.conftest import need_shared
 
 REPO = Path(__file__).resolve().parents[3]

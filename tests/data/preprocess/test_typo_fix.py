@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from src.data.preprocess.typo_fix import DEFAULT_TYPOS_PATH, fix_typos_frame, fix_typos_text, load_typos
-from src.errors import UserError
+from src.utils.errors import UserError
 from tests.conftest import need_shared
 
 REPO = Path(__file__).resolve().parents[3]

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from src.patterns import SPEAKER_TAG
+from src.utils.patterns import SPEAKER_TAG
 
 
 def normalize_for_shingles(text: str) -> str:
