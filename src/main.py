@@ -2,7 +2,8 @@
 
 Parses, validates everything before the first model is loaded, then runs the stages in order.
 The installed command ``dialsum`` is the same (``dialsum [run] ...``), with ``dialsum evaluate ...``
-(``src.evaluate``) and ``dialsum ensemble ...`` (``src.ensemble``) beside it.
+(``src.evaluate``), ``dialsum ensemble ...`` (``src.ensemble``), ``dialsum compare ...`` (``src.compare``) and
+``dialsum runs ...`` (``src.runs``) beside it.
 """
 from __future__ import annotations
 
@@ -71,11 +72,12 @@ def main(argv: Optional[list[str]] = None, prog: str = "python -m src.main") -> 
         return 130
 
 
-SUBCOMMANDS = ("run", "evaluate", "ensemble")
+SUBCOMMANDS = ("run", "evaluate", "ensemble", "compare", "runs")
 
 
 def entry_point(argv: Optional[list[str]] = None) -> int:
-    """``dialsum``: ``dialsum [run] FLAGS`` runs the pipeline; ``dialsum evaluate|ensemble FLAGS`` the other tools."""
+    """``dialsum``: ``dialsum [run] FLAGS`` runs the pipeline; ``dialsum evaluate|ensemble|compare|runs FLAGS`` the
+    other tools."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "run"
     rest = argv[1:] if argv and argv[0] in SUBCOMMANDS else argv
@@ -87,6 +89,14 @@ def entry_point(argv: Optional[list[str]] = None) -> int:
         from src.ensemble import main as ensemble_main
 
         return ensemble_main(rest, prog="dialsum ensemble")
+    if command == "compare":
+        from src.compare import main as compare_main
+
+        return compare_main(rest, prog="dialsum compare")
+    if command == "runs":
+        from src.runs import main as runs_main
+
+        return runs_main(rest, prog="dialsum runs")
     return main(rest, prog="dialsum")
 
 
