@@ -177,7 +177,7 @@ def write_report(out: Path, result: dict, rows: Any, lines: list[str], count: in
         ref = "<br>".join(_cell(row[c]) for c in refs)
         table.append(f"| {_cell(row['fname'])} | {row['final_a']:.2f} | {row['final_b']:.2f} | {row['final_diff']:+.2f} "
                      f"| {ref} | {_cell(row['prediction_a'])} | {_cell(row['prediction_b'])} |")
-    report = ["# Paired comparison", "", "```", *lines, "```", "", f"## Where A and B differ most", "", *table]
+    report = ["# Paired comparison", "", "```", *lines, "```", "", "## Where A and B differ most", "", *table]
     atomic_write_text(out / "report.md", "\n".join(report) + "\n")
     return [str(out / name) for name in ("compare.json", "rows.csv", "report.md")]
 
