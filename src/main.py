@@ -53,6 +53,8 @@ def main(argv: Optional[list[str]] = None, prog: str = "python -m src.main") -> 
             return 0
         from src.pipeline import run_stages
 
+        if ctx.is_main:  # what `python -m src.runs` diffs the run's config against; a resume keeps the first one
+            ctx.manifest.data.setdefault("preset", started_from(args.config, args.debug_small))
         run_stages(ctx)
         log.info("run %s finished: %s", ctx.run_name, ctx.run_dir)
         return 0
@@ -70,6 +72,15 @@ def main(argv: Optional[list[str]] = None, prog: str = "python -m src.main") -> 
     except KeyboardInterrupt:
         log.error("interrupted; rerun with --resume to continue")
         return 130
+
+
+def started_from(config: Optional[str], debug_small: bool) -> dict:
+    """The preset a run starts from: the ``--config`` value as given and the file it named (None: the default
+    config), and whether the ``--debug-small`` overlay applied."""
+    from src.config.resources import find_config
+
+    return {"config": config, "path": str(find_config(config).resolve()) if config else None,
+            "debug_small": debug_small}
 
 
 SUBCOMMANDS = ("run", "evaluate", "ensemble", "compare", "runs")
