@@ -78,4 +78,22 @@ def run(ctx: RunContext) -> dict[str, Any]:
     """Predict dev and test; write predictions and the validated submission."""
     from src.inference.run import predict_splits
 
-    return predict_splits(ctx.cfg, inputs(ctx), outputs(ctx), ctx.run_dir, ctx.explicit)
+    ins = inputs(ctx)
+    choice = tune_choice(ins.get("tuned"))
+    if choice:
+        log.info("infer: the tune stage chose %s: %s", choice["chosen"], choice["reason"])
+    return {**predict_splits(ctx.cfg, ins, outputs(ctx), ctx.run_dir, ctx.explicit),
+            **({"tune_choice": choice} if choice else {})}
+
+
+def tune_choice(tuned: Optional[Path]) -> dict[str, Any]:
+    """What the tune stage chose and why (from ``best_generation.yaml``); {} without a tune stage or from a run
+    older than the choice."""
+    if tuned is None or not Path(tuned).is_file():
+        return {}
+    import yaml
+
+    found = yaml.safe_load(Path(tuned).read_text(encoding="utf-8")) or {}
+    if not isinstance(found, dict) or "reason" not in found:
+        return {}
+    return {k: found[k] for k in ("chosen", "select", "reason", "diff", "ci_low", "ci_high") if k in found}
