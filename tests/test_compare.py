@@ -136,21 +136,6 @@ def test_identical_files_are_a_tie(tmp_path: Path, capsys: pytest.CaptureFixture
     assert result["p_a_better"] == 0 and result["split_agreement"] == 1.0 and "not sure" in stdout
 
 
-def test_split_agreement_and_interval_helpers() -> None:
-    from src.evaluation.paired import mean_interval, split_agreement, verdict
-
-    assert split_agreement([1.0] * 10) == 1.0
-    assert split_agreement([1.0, -1.0]) == 0.0, "halves of one dialogue each always disagree"
-    assert np.isnan(split_agreement([3.0]))
-    # a sum of 0 would make the halves always disagree: here A is ahead overall but not in every half
-    mixed = split_agreement([4.0, -1.0, -1.0, -1.0, -1.0, 0.5, 0.5, 0.2], splits=500, seed=1)
-    assert 0 < mixed < 1
-    interval = mean_interval([1.0, 2.0, 3.0, 4.0], resamples=400, seed=0)
-    assert interval.mean == 2.5 and 1.0 <= interval.low < 2.5 < interval.high <= 4.0 and interval.p_above == 1.0
-    assert verdict(interval).startswith("A is better")
-    assert verdict(mean_interval([-1.0, 1.0], resamples=400)).startswith("not sure")
-
-
 @pytest.mark.parametrize("case, expected", [
     ("missing", "b.csv: no prediction for 1 fname(s) of"),
     ("extra", "b.csv: 1 fname(s) not in"),
@@ -192,3 +177,17 @@ def test_dialsum_compare_is_the_same_command(tmp_path: Path, capsys: pytest.Capt
     via_dialsum = last_json(capsys.readouterr().out)
     assert main(["--pred", a, b, "--ref", ref, "--tokenizer", "whitespace"]) == 0
     assert last_json(capsys.readouterr().out) == via_dialsum
+
+
+def test_tokenizer_all_gives_one_object_per_tokenizer_and_a_folder_each(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    ref = write(tmp_path / "ref.csv", [("x", "오늘 날씨가 맑습니다."), ("y", "#Person1#이 전화한다.")])
+    a = write(tmp_path / "a.csv", [("x", "오늘 날씨가 맑다."), ("y", "#Person1#이 전화했다.")])
+    b = write(tmp_path / "b.csv", [("x", "비가 온다."), ("y", "전화.")])
+    code, stdout, _ = run(capsys, "--pred", a, b, "--ref", ref, "--tokenizer", "all", "--out", str(tmp_path / "r"))
+    assert code == 0
+    result = last_json(stdout)
+    assert set(result) == {"mecab", "kiwi", "whitespace"} and all(r["n"] == 2 for r in result.values())
+    assert all(r["diff"] > 0 for r in result.values())
+    assert all((tmp_path / "r" / name / "compare.json").is_file() for name in result)
+    assert "== kiwi ==" in stdout
