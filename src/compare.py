@@ -34,7 +34,7 @@ def build_parser(prog: str = "python -m src.compare") -> argparse.ArgumentParser
     """The command-line interface of the comparison."""
     parser = argparse.ArgumentParser(
         prog=prog, description="Paired comparison of two prediction files on the same dialogues: the score of "
-        "each (as src.evaluate), the difference A - B with a 95%% bootstrap interval over dialogues, how often A "
+        "each (as src.evaluate), the difference A - B with a 95% bootstrap interval over dialogues, how often A "
         "wins, how often two half boards agree, and the dialogues where they differ most.")
     given = parser.add_mutually_exclusive_group(required=True)
     given.add_argument("--pred", nargs=2, metavar=("A.csv", "B.csv"), help="two prediction CSVs (fname,summary)")
