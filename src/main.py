@@ -53,7 +53,8 @@ def main(argv: Optional[list[str]] = None, prog: str = "python -m src.main") -> 
             return 0
         from src.pipeline import run_stages
 
-        if ctx.is_main:  # what `python -m src.runs` diffs the run's config against; a resume keeps the first one
+        if ctx.is_main and not args.resume:  # what `python -m src.runs` diffs the run's config against (a resume
+            # starts from the saved config.yaml, not from --config, so it keeps what the first command recorded)
             ctx.manifest.data.setdefault("preset", started_from(args.config, args.debug_small))
         run_stages(ctx)
         log.info("run %s finished: %s", ctx.run_name, ctx.run_dir)

@@ -110,6 +110,16 @@ def test_the_pipeline_records_its_preset_and_the_table_lists_the_run(tmp_path: P
     (row,) = listing(capsys, tmp_path / "output")
     assert row["run"] == "p1" and row["status"] == "done" and row["preset_guessed"] is False
     assert set(row["changed"]) == {"paths.output_dir", "paths.model_dir", "paths.clean_dir", "paths.augmented_dir"}
+    # a model preset, then a resume with another --config (ignored on resume): the first command's preset stays
+    args = ["--config", "qwen2.5-7b-instruct", "--debug-small", "--stages", "preprocess", "--run-name", "p2"]
+    assert pipeline_main([*args, "prompt.num_fewshot=0", *overrides]) == 0
+    assert pipeline_main(["--config", "kobart-summarization", "--run-name", "p2", "--resume", *overrides]) == 0
+    preset = json.loads((tmp_path / "output" / "p2" / "manifest.json").read_text())["preset"]
+    assert preset["config"] == "qwen2.5-7b-instruct" and preset["path"].endswith("qwen2.5-7b-instruct.yaml")
+    capsys.readouterr()
+    row = next(r for r in listing(capsys, tmp_path / "output") if r["run"] == "p2")
+    assert row["preset"] == "qwen2.5-7b-instruct" and row["changed"]["prompt.num_fewshot"] == 0
+    assert "model.name" not in row["changed"], "the preset with the debug overlay, as the run started"
 
 
 def test_bad_output_dir_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
