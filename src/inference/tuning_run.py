@@ -13,7 +13,8 @@ from src.config import Config, all_keys, coerce, section_problems
 from src.data.loading import load_split
 from src.errors import UserError
 from src.evaluation.paired import Interval
-from src.inference.tune_select import baseline_setting, choose, compare_with_baseline, row_scorer, score_baseline, table_columns
+from src.inference.tune_select import (baseline_setting, choose, compare_with_baseline, row_scorer, score_baseline,
+                                       table_columns)
 from src.inference.tuning import TUNABLE, Setting, Trial, candidates, search, setting_id
 from src.utils.io import atomic_write, atomic_write_csv, atomic_write_text
 from src.utils.journal import JsonlJournal
