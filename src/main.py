@@ -2,7 +2,8 @@
 
 Parses, validates everything before the first model is loaded, then runs the stages in order.
 The installed command ``dialsum`` is the same (``dialsum [run] ...``), with ``dialsum evaluate ...``
-(``src.evaluate``) and ``dialsum ensemble ...`` (``src.ensemble``) beside it.
+(``src.evaluate``), ``dialsum ensemble ...`` (``src.ensemble``), ``dialsum compare ...`` (``src.compare``) and
+``dialsum runs ...`` (``src.runs``) beside it.
 """
 from __future__ import annotations
 
@@ -51,6 +52,9 @@ def main(argv: Optional[list[str]] = None, prog: str = "python -m src.main") -> 
         if args.dry_run:
             sys.stdout.write(describe_plan(ctx))
             return 0
+        if ctx.is_main and not args.resume:  # what `python -m src.runs` diffs the run's config against (a resume
+            # starts from the saved config.yaml, not from --config, so it keeps what the first command recorded)
+            ctx.manifest.data.setdefault("preset", started_from(args.config, args.debug_small))
         run_stages(ctx)
         log.info("run %s finished: %s", ctx.run_name, ctx.run_dir)
         return 0
@@ -70,11 +74,21 @@ def main(argv: Optional[list[str]] = None, prog: str = "python -m src.main") -> 
         return 130
 
 
-SUBCOMMANDS = ("run", "evaluate", "ensemble")
+def started_from(config: Optional[str], debug_small: bool) -> dict:
+    """The preset a run starts from: the ``--config`` value as given and the file it named (None: the default
+    config), and whether the ``--debug-small`` overlay applied."""
+    from src.config.resources import find_config
+
+    return {"config": config, "path": str(find_config(config).resolve()) if config else None,
+            "debug_small": debug_small}
+
+
+SUBCOMMANDS = ("run", "evaluate", "ensemble", "compare", "runs")
 
 
 def entry_point(argv: Optional[list[str]] = None) -> int:
-    """``dialsum``: ``dialsum [run] FLAGS`` runs the pipeline; ``dialsum evaluate|ensemble FLAGS`` the other tools."""
+    """``dialsum``: ``dialsum [run] FLAGS`` runs the pipeline; ``dialsum evaluate|ensemble|compare|runs FLAGS`` the
+    other tools."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "run"
     rest = argv[1:] if argv and argv[0] in SUBCOMMANDS else argv
@@ -82,6 +96,14 @@ def entry_point(argv: Optional[list[str]] = None) -> int:
         return evaluate_main(rest, prog="dialsum evaluate")
     if command == "ensemble":
         return ensemble_main(rest, prog="dialsum ensemble")
+    if command == "compare":
+        from src.compare import main as compare_main
+
+        return compare_main(rest, prog="dialsum compare")
+    if command == "runs":
+        from src.runs import main as runs_main
+
+        return runs_main(rest, prog="dialsum runs")
     return main(rest, prog="dialsum")
 
 

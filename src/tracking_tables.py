@@ -1,8 +1,9 @@
 """What a finished run hands its trackers (``src.tracking``): the final dev metrics and the run's tables.
 
 Read from the run's own files, so a resumed run that reused every stage logs the same things:
-``metrics.json`` (the evaluate stage), ``tuning.csv`` (tune), the augment stage's ledger and
-counts (manifest) and ``dev_predictions.csv`` joined with the dev references.
+``metrics.json`` and the interval of its final over ``scores.csv`` (the evaluate stage), ``tuning.csv`` and the
+choice against the baseline (tune), the augment stage's ledger and counts (manifest) and ``dev_predictions.csv``
+joined with the dev references.
 """
 from __future__ import annotations
 
@@ -21,6 +22,29 @@ from src.utils.errors import UserError
 log = logging.getLogger(__name__)
 
 METRICS = ("rouge1", "rouge2", "rougeL", "final")
+
+
+def interval_scalars(run_dir: Path, tune: dict[str, Any]) -> dict[str, float]:
+    """The dev final's 95% bootstrap interval over the rows of ``scores.csv`` (``dev/final_ci_low``,
+    ``dev/final_ci_high``) and the tune stage's choice against its baseline (``tune/diff``, ``tune/ci_low``,
+    ``tune/ci_high``, ``tune/chose_baseline``); {} for what the run did not write."""
+    from src.evaluation import read_scored_csv
+    from src.evaluation.paired import mean_interval
+
+    found: dict[str, float] = {}
+    scores = run_dir / "scores.csv"
+    if scores.is_file():
+        try:
+            finals = [float(v) for v in read_scored_csv(scores, "scores")["final"]]
+        except (UserError, KeyError, ValueError):
+            finals = []
+        if finals:
+            interval = mean_interval(finals)
+            found.update({"dev/final_ci_low": interval.low, "dev/final_ci_high": interval.high})
+    if "chosen_is_baseline" in tune:
+        found["tune/chose_baseline"] = float(bool(tune["chosen_is_baseline"]))
+        found.update({f"tune/{k}": float(tune[k]) for k in ("diff", "ci_low", "ci_high") if k in tune})
+    return found
 
 
 def final_metrics(run_dir: Path) -> dict[str, float]:
@@ -77,4 +101,4 @@ def final_records(ctx: RunContext, samples: int) -> tuple[dict[str, float], dict
     predictions = predictions_table(ctx.run_dir / "dev_predictions.csv", ctx.upstream("preprocess", "dev"), samples)
     if predictions is not None:
         tables["predictions"] = predictions
-    return final_metrics(ctx.run_dir), tables
+    return {**final_metrics(ctx.run_dir), **interval_scalars(ctx.run_dir, ctx.manifest.entry("tune"))}, tables

@@ -30,7 +30,8 @@ def test_dialsum_dispatches_to_the_pipeline_and_the_other_tools(capsys) -> None:
 
     for argv, prog in ((["--help"], "usage: dialsum "), (["run", "--help"], "usage: dialsum "),
                        (["evaluate", "--help"], "usage: dialsum evaluate"),
-                       (["ensemble", "--help"], "usage: dialsum ensemble")):
+                       (["ensemble", "--help"], "usage: dialsum ensemble"),
+                       (["compare", "--help"], "usage: dialsum compare"), (["runs", "--help"], "usage: dialsum runs")):
         with pytest.raises(SystemExit) as done:
             entry_point(argv)
         assert done.value.code == 0 and capsys.readouterr().out.startswith(prog), argv

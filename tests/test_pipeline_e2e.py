@@ -90,9 +90,18 @@ def test_tune_writes_its_files_and_infer_uses_the_choice(debug_run: dict) -> Non
     table = pd.read_csv(out / "tuning.csv")
     assert len(table) >= 2 and {"final", "seconds", "rows"} <= set(table.columns)
     assert (out / "tuning.png").stat().st_size > 0
-    chosen = yaml.safe_load((out / "best_generation.yaml").read_text(encoding="utf-8"))["inference"]
+    best = yaml.safe_load((out / "best_generation.yaml").read_text(encoding="utf-8"))
+    chosen = best["inference"]
     m = manifest(debug_run["root"])
-    assert {k: m["stages"]["tune"]["best"][k] for k in chosen} == chosen
+    tune = m["stages"]["tune"]
+    assert {k: tune["chosen"][k] for k in chosen} == chosen
+    # issue 30: the baseline is in the table, scored on every row any setting was scored on; the choice says why
+    assert table["baseline"].sum() == 1 and table["chosen"].sum() == 1 and bool(table["chosen"].iloc[0])
+    assert table.loc[table["baseline"], "rows"].iloc[0] == table["rows"].max()
+    assert {"diff", "ci_low", "ci_high"} <= set(table.columns) and table.loc[~table["baseline"], "diff"].notna().all()
+    assert tune["select"] == best["select"] == "confident" and tune["reason"] == best["reason"]
+    assert m["stages"]["infer"]["tune_choice"]["reason"] == tune["reason"]
+    assert "infer: the tune stage chose" in debug_run["stderr"]
     settings = m["stages"]["infer"]["settings"]
     assert {k: settings[k] for k in chosen if k in settings} == {k: v for k, v in chosen.items() if k in settings}
     tuning_rows = set(pd.read_csv(out / "tuning_rows.csv")["fname"])

@@ -11,7 +11,7 @@ from src import tracking
 from src.train import trackers
 from src.config import load_config
 from src.utils.errors import UserError
-from src.tracking_tables import final_metrics, ledger_table, predictions_table
+from src.tracking_tables import final_metrics, interval_scalars, ledger_table, predictions_table
 
 
 def test_report_to_takes_a_list_or_one_name_as_old_configs_do() -> None:
@@ -83,6 +83,21 @@ def test_the_final_records_come_from_the_run_files(tmp_path: Path) -> None:
     assert ledger is not None and dict(zip(ledger["key"], ledger["value"])) == {
         "accepted": "3", "ledger.requests": "4", "ledger.cost": "0.01"}
     assert ledger_table({}) is None and predictions_table(tmp_path / "none.csv", None, 5) is None
+
+
+def test_the_dev_interval_and_the_tune_choice_are_tracked(tmp_path: Path) -> None:
+    """Issue 30: the dev final's bootstrap interval (from scores.csv) and the tune stage's interval vs its baseline."""
+    import numpy as np
+
+    assert interval_scalars(tmp_path, {}) == {}
+    finals = [10.0, 30.0, 20.0, 40.0]
+    pd.DataFrame({"fname": list("abcd"), "final": finals}).to_csv(tmp_path / "scores.csv", index=False)
+    found = interval_scalars(tmp_path, {"chosen_is_baseline": False, "diff": 1.5, "ci_low": 0.5, "ci_high": 2.5})
+    means = np.asarray(finals)[np.random.default_rng(0).integers(0, 4, size=(2000, 4))].mean(axis=1)
+    assert found["dev/final_ci_low"] == pytest.approx(np.percentile(means, 2.5))
+    assert found["dev/final_ci_high"] == pytest.approx(np.percentile(means, 97.5))
+    assert {k: v for k, v in found.items() if k.startswith("tune/")} == {
+        "tune/chose_baseline": 0.0, "tune/diff": 1.5, "tune/ci_low": 0.5, "tune/ci_high": 2.5}
 
 
 def test_the_tensorboard_backend_writes_config_scalars_and_tables(tmp_path: Path) -> None:

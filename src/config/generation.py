@@ -130,6 +130,9 @@ class TuneConfig:
     keep: float = opt(0.5, "share of settings kept after each round of successive halving (rows double each round)",
                       gt=0, lt=1)
     min_rows: int = opt(10, "tuning rows every setting is scored on in the first round", ge=1)
+    select: str = opt("confident", "confident (a setting replaces the baseline, the run's own setting, only when "
+                      "its 95% paired bootstrap interval vs the baseline lies above 0) or best (the best final on the "
+                      "most rows, baseline included)", ("confident", "best"))
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,11 @@ import yaml
 from src.config import Config, all_keys, coerce, section_problems
 from src.data.loading import load_split
 from src.utils.errors import UserError
+from src.evaluation.paired import Interval
 from src.inference.factory import load_predictor
 from src.inference.settings import InferenceSettings
+from src.inference.tune_select import (baseline_setting, choose, compare_with_baseline, row_scorer, score_baseline,
+                                       table_columns)
 from src.inference.tuning import TUNABLE, Setting, Trial, candidates, search, setting_id
 from src.utils.io import atomic_write, atomic_write_csv, atomic_write_text
 from src.utils.journal import JsonlJournal
@@ -133,24 +136,39 @@ def tune_generation(cfg: Config, settings: InferenceSettings, dev_path: Path,
     run_cfg, pool_file = settings.cfg, settings.pool
     pool = load_split(pool_file, "train") if pool_file is not None and run_cfg.prompt.num_fewshot else None
     predictor = load_predictor(settings, pool)
-    score = reference_scorer(dict(zip(dev["fname"].astype(str), dev["summary"].astype(str))),
-                             cfg.evaluation.tokenizer)
+    references = dict(zip(dev["fname"].astype(str), dev["summary"].astype(str)))
+    score = reference_scorer(references, cfg.evaluation.tokenizer)
     space = candidates(cfg.tune, cfg.seed)
     generate = _generator(run_cfg, predictor, dev, JsonlJournal(outputs["journal"]))
     trials = search(space, rows, cfg.tune, generate, score)
-    write_results(trials, run_cfg, outputs)
-    best = trials[0]
+    trials, baseline = score_baseline(trials, baseline_setting(run_cfg, sorted(cfg.tune.space)), rows, generate, score)
+    intervals = compare_with_baseline(trials, baseline, rows, generate, row_scorer(references, cfg.evaluation.tokenizer),
+                                      cfg.seed)
+    chosen, reason = choose(trials, baseline, intervals, cfg.tune.select)
+    log.info("tune: chose %s: %s", "the baseline" if chosen is baseline else chosen.setting, reason)
+    write_results(trials, run_cfg, outputs, baseline, chosen, intervals, reason)
+    best, found = trials[0], intervals.get(setting_id(chosen.setting))
     return {"best": best.setting, "best_final": best.scores.get("final"), "best_rows": best.rows,
+            "chosen": chosen.setting, "chosen_is_baseline": chosen is baseline, "chosen_final": chosen.scores["final"],
+            "baseline": baseline.setting, "baseline_final": baseline.scores["final"], "select": cfg.tune.select,
+            "reason": reason, **({"diff": found.mean, "ci_low": found.low, "ci_high": found.high} if found else {}),
             "settings": len(space), "tuning_rows": len(rows), "scorer": cfg.evaluation.tokenizer}
 
 
-def write_results(trials: list[Trial], cfg: Config, outputs: dict[str, Path]) -> None:
-    """tuning.csv (best first), tuning.png and best_generation.yaml."""
-    table = pd.DataFrame([t.row() for t in trials])
+def write_results(trials: list[Trial], cfg: Config, outputs: dict[str, Path], baseline: Trial, chosen: Trial,
+                  intervals: dict[str, Interval], reason: str) -> None:
+    """tuning.csv (the chosen setting first, the main decode MBR builds on; then best first), tuning.png and
+    best_generation.yaml (the chosen setting, and why)."""
+    ordered = [chosen] + [t for t in trials if t is not chosen]
+    table = pd.DataFrame([{**t.row(), **table_columns(t, baseline, chosen, intervals)} for t in ordered])
     atomic_write_csv(outputs["tuning"], table)
-    overrides, instruction = _overrides(cfg, trials[0].setting)
+    overrides, instruction = _overrides(cfg, chosen.setting)
+    found = intervals.get(setting_id(chosen.setting))
     best = {"inference": overrides, **({"prompt": {"instruction": instruction}} if instruction else {}),
-            "score": trials[0].scores, "rows": trials[0].rows, "scorer": cfg.evaluation.tokenizer}
+            "score": chosen.scores, "rows": chosen.rows, "scorer": cfg.evaluation.tokenizer,
+            "chosen": "baseline" if chosen is baseline else setting_id(chosen.setting), "select": cfg.tune.select,
+            "reason": reason, "baseline_score": dict(baseline.scores),
+            **({"diff": found.mean, "ci_low": found.low, "ci_high": found.high} if found else {})}
     atomic_write_text(outputs["best"], yaml.safe_dump(best, allow_unicode=True, sort_keys=False))
     _plot(table, outputs["plot"])
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pandas as pd
+import yaml
 
 from src.config import Config, resolve_path
 from src.config.deciding import DECIDING_KEYS
@@ -95,12 +96,26 @@ def run(ctx: RunContext) -> dict[str, Any]:
     present(ins, "checkpoint")
     settings = settings_for(ctx)
     settings.log()
+    choice = tune_choice(ins.get("tuned"))
+    if choice:
+        log.info("infer: the tune stage chose %s: %s", choice["chosen"], choice["reason"])
     files = {"dev": ins.get("dev"), "test": present(ins, "test")}
     report = predict_splits(settings, frames, {k: v for k, v in files.items() if v is not None}, outs,
                             ins.get("tuning"))
     if ctx.cfg.inference.ensemble_from:
         report["ensemble"] = ensemble_outputs(ctx.cfg, outs, frames)
-    return report
+    return {**report, **({"tune_choice": choice} if choice else {})}
+
+
+def tune_choice(tuned: Optional[Path]) -> dict[str, Any]:
+    """What the tune stage chose and why (from ``best_generation.yaml``); {} without a tune stage or from a run
+    older than the choice."""
+    if tuned is None or not Path(tuned).is_file():
+        return {}
+    found = yaml.safe_load(Path(tuned).read_text(encoding="utf-8")) or {}
+    if not isinstance(found, dict) or "reason" not in found:
+        return {}
+    return {k: found[k] for k in ("chosen", "select", "reason", "diff", "ci_low", "ci_high") if k in found}
 
 
 def ensemble_outputs(cfg: Config, outputs: dict[str, Path], frames: dict[str, pd.DataFrame]) -> dict[str, Any]:

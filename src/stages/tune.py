@@ -2,8 +2,10 @@
 
 The tuning rows (``tune.rows`` of dev, drawn by seed) are written to ``tuning_rows.csv``; the
 evaluate stage scores the other dev rows only, so the reported dev score never saw the search.
-Outputs: ``tuning.csv`` (every setting: parameters, rows, ROUGE, seconds), ``tuning.png`` and
-``best_generation.yaml`` (what infer applies, except keys given on the command line).
+The baseline (the run's own setting) is always in the search, and ``tune.select`` decides whether another
+setting replaces it (``src.inference.tune_select``). Outputs: ``tuning.csv`` (every setting: parameters, rows,
+ROUGE, seconds, and its paired difference from the baseline with a 95% interval), ``tuning.png`` and
+``best_generation.yaml`` (what infer applies, except keys given on the command line, and why).
 """
 from __future__ import annotations
 
