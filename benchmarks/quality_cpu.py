@@ -110,7 +110,7 @@ def length_cap(data: Path, overrides: tuple[str, ...] = ()) -> int:
     from src.config import load_config
     from src.models.loading import load_tokenizer, resolve_model
     from src.prompting.builder import PromptBuilder
-    from src.train.final import summary_lengths
+    from src.models.checkpoint import summary_lengths
 
     cfg = load_config(PRESET, list(overrides))
     builder = PromptBuilder(load_tokenizer(resolve_model(cfg, lambda: []), cfg), cfg.prompt)

@@ -7,8 +7,8 @@ from typing import Any, Callable, Optional
 
 from src.config.resources import preset_names
 from src.utils.errors import UserError
-from src.pipeline import SKIP_FLAGS
-from src.pipeline import STAGE_NAMES as STAGES
+from src.stages import SKIP_FLAGS
+from src.stages import STAGE_NAMES as STAGES
 
 ALIASES = {"augmentation": "augment", "training": "train", "tuning": "tune", "inference": "infer", "evaluation": "evaluate",
            "prediction": "infer", "predict": "infer", "eval": "evaluate", "grpo": "rl"}

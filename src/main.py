@@ -15,7 +15,6 @@ from typing import Optional
 from src.cli import flag_values, parse_args, stage_choice
 from src.ensemble import main as ensemble_main
 from src.evaluate import main as evaluate_main
-from src.pipeline import enable_named, is_on, run_stages
 from src.utils.errors import UserError
 from src.utils.logging_setup import setup_logging
 from src.utils.secrets import load_dotenv_once
@@ -32,13 +31,13 @@ def main(argv: Optional[list[str]] = None, prog: str = "python -m src.main") -> 
     setup_logging("INFO")
     try:
         load_dotenv_once()
-        from src.run import configure, describe_plan, prepare_run, restore_choice
+        # the run and its stages (pandas, and torch where a stage needs it) load only after --help has been answered
+        from src.pipeline import enable_named, is_on, run_stages
+        from src.run import config_yaml, configure, describe_plan, prepare_run, restore_choice
 
         cfg, run_name = configure(args.config, args.overrides, args.debug_small, flag_values(args), args.run_name,
                                   args.resume)
         if args.print_config:
-            from src.run import config_yaml
-
             sys.stdout.write(config_yaml(cfg))
             return 0
         setup_logging(cfg.log_level)

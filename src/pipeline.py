@@ -25,7 +25,8 @@ from typing import Any, Optional, Protocol
 from src.config import Config
 from src.context import Producer, RunContext
 from src.utils.errors import StageSkipped, UserError
-from src.stages import augment, evaluate, infer, merge, preprocess, rl, train, tune
+from src.stages import OPT_IN, SKIP_FLAGS, STAGE_NAMES, augment, evaluate, infer, merge, preprocess, rl, train, tune
+from src.models.checkpoint import content_digest
 from src.utils.io import stage_fingerprint
 
 log = logging.getLogger(__name__)
@@ -56,14 +57,8 @@ class Stage(Producer, Protocol):
 
 
 STAGES: tuple[Stage, ...] = (preprocess, augment, merge, train, rl, tune, infer, evaluate)
-STAGE_NAMES: tuple[str, ...] = tuple(stage.name for stage in STAGES)
+assert tuple(stage.name for stage in STAGES) == STAGE_NAMES, "src.stages declares the names, in this order"
 BY_NAME: dict[str, Stage] = {stage.name: stage for stage in STAGES}
-SKIP_FLAGS: dict[str, str] = {"preprocess": "--skip-preprocess", "augment": "--skip-augmentation",
-                              "merge": "--skip-merge", "train": "--skip-training", "rl": "--skip-rl",
-                              "tune": "--skip-tune",
-                              "infer": "--skip-inference",
-                              "evaluate": "--skip-evaluation"}
-OPT_IN: dict[str, str] = {"rl": "rl.enabled"}  # off unless this key is true or --stages names the stage
 
 
 def is_on(cfg: Config, stage: str) -> bool:
@@ -153,7 +148,7 @@ def fingerprint(stage: Stage, ctx: RunContext) -> str:
     named = sorted(k for k in ctx.explicit if k.split(".", 1)[0] in stage.command_line)
     if named:
         parts = {**parts, "command_line": named}
-    return stage_fingerprint(parts, [p for p in stage.inputs(ctx).values() if p is not None])
+    return stage_fingerprint(parts, [p for p in stage.inputs(ctx).values() if p is not None], content_digest)
 
 
 def _run_reason(ctx: RunContext, entry: dict[str, Any], fp: str, first_run: Optional[str]) -> str:

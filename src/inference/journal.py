@@ -13,6 +13,7 @@ from typing import Any, Iterable, Optional
 
 from src.config import Config, to_dict
 from src.config.deciding import DECIDING_KEYS
+from src.models.checkpoint import content_digest
 from src.utils.io import file_digest, json_digest
 from src.utils.journal import JsonlJournal
 
@@ -29,7 +30,7 @@ def prediction_key(cfg: Config, checkpoint: Path, split_file: Path, pool_file: O
     parts: dict[str, Any] = {
         "inference": inference, "prompt": to_dict(cfg.prompt), "model": to_dict(cfg.model), "seed": cfg.seed,
         "quantization": [cfg.training.use_qlora, cfg.training.quantization, cfg.training.compute_dtype],
-        "checkpoint": file_digest(Path(checkpoint)), "split": file_digest(Path(split_file)),
+        "checkpoint": content_digest(Path(checkpoint)), "split": file_digest(Path(split_file)),
         "pool": file_digest(Path(pool_file)) if pool_file is not None and cfg.prompt.num_fewshot else None,
         "extra": extra,
     }

@@ -23,10 +23,10 @@ from src.inference.decoding import DecodingParams
 from src.inference.engine import Engine
 from src.inference.postprocess import fallback_summary, postprocess
 from src.inference.submission import write_submission
-from src.models.checkpoint import check_checkpoint, load_inference_model
+from src.inference.settings import resolve_max_new_tokens
+from src.models.checkpoint import check_checkpoint, read_inference_info
 from src.models.device import pick_device
-from src.models.loading import load_tokenizer
-from src.models.provenance import read_inference_info, resolve_max_new_tokens
+from src.models.loading import load_inference_model, load_tokenizer
 from src.prompting.builder import PromptBuilder
 from src.prompting.fewshot import ShotSelector, ShotSource
 

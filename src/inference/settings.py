@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Optional
 
 import yaml
 
-from src.config import Config, InferenceConfig, PromptConfig
+from src.config import Config, InferenceConfig, PromptConfig, build_config
 from src.config.deciding import DECIDING_KEYS, deciding_values
 from src.inference.decoding import DecodingParams
-from src.models.checkpoint import verified_checkpoint
-from src.models.provenance import fewshot_pool, read_inference_info, resolve_max_new_tokens, settings_for_inference
+from src.models.checkpoint import (DEFAULT_MAX_NEW_TOKENS, checkpoint_type, read_inference_info,
+                                   verified_checkpoint)
+from src.utils.errors import UserError
+from src.utils.io import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -177,3 +179,63 @@ def _length_cap(cfg: Config, record: dict[str, Any], present: bool, sources: dic
             sources["inference.max_new_tokens"] = f"{CHECKPOINT} {checkpoint} (auto: the training summaries' length)"
         gen = capped
     return replace(cfg, inference=gen)
+
+
+# ---------------------------------------------------------------- what inference takes from the checkpoint's record
+
+def settings_for_inference(cfg: Config, checkpoint: Path, info: dict[str, Any]) -> Config:
+    """``cfg`` with the checkpoint's prompt settings; a checkpoint of the other model type is a UserError."""
+    kind = checkpoint_type(checkpoint, info)
+    if kind is not None and kind != cfg.model.type:
+        raise UserError(f"inference checkpoint {checkpoint} holds a {kind} model but model.type={cfg.model.type}: "
+                        f"set model.type={kind} (or point inference.checkpoint at a {cfg.model.type} checkpoint)")
+    saved = info.get("prompt")
+    if not saved or not cfg.inference.prompt_from_checkpoint:
+        return cfg
+    prompt = _prompt_from(saved)
+    differ = [f"prompt.{f.name}" for f in fields(PromptConfig) if getattr(prompt, f.name) != getattr(cfg.prompt, f.name)]
+    if differ:
+        log.warning("inference prompts as the checkpoint was trained; these keys differ from the current config and "
+                    "take the checkpoint's values: %s (set inference.prompt_from_checkpoint=false to use yours)",
+                    ", ".join(differ))
+    return replace(cfg, prompt=prompt)
+
+
+def _prompt_from(saved: dict[str, Any]) -> PromptConfig:
+    known = {f.name for f in fields(PromptConfig)}
+    flat = {f"prompt.{k}": (v, "checkpoint") for k, v in saved.items() if k in known}
+    return build_config(flat).prompt
+
+
+def fewshot_pool(cfg: Config, info: dict[str, Any], current: Optional[Path]) -> Optional[Path]:
+    """The training file the checkpoint drew few-shot examples from (checked by digest); else ``current``."""
+    if not cfg.prompt.num_fewshot:
+        return None
+    recorded = info.get("fewshot_pool") or {}
+    path, digest = recorded.get("path"), recorded.get("digest")
+    if path and Path(path).is_file() and (digest is None or file_digest(Path(path)) == digest):
+        return Path(path)
+    if current is not None and digest is not None and current.is_file() and file_digest(current) == digest:
+        return current
+    if path:
+        log.warning("the few-shot pool the checkpoint was trained with (%s) is gone or changed; using %s, so prompts "
+                    "may differ from training", path, current)
+    return current
+
+
+def resolve_max_new_tokens(gen: InferenceConfig, info: dict[str, Any]) -> InferenceConfig:
+    """``max_new_tokens: auto`` as the cap stored with the checkpoint (the training summaries' 99.5th percentile
+    plus a margin); a number is kept, with a warning when it would cut more than 1% of the training summaries."""
+    lengths = info.get("completion_tokens") or {}
+    if gen.max_new_tokens == "auto":
+        if "auto_max_new_tokens" not in lengths:
+            log.warning("inference.max_new_tokens=auto but the checkpoint records no summary lengths (trained "
+                        "elsewhere?): using %d", DEFAULT_MAX_NEW_TOKENS)
+        return replace(gen, max_new_tokens=int(lengths.get("auto_max_new_tokens", DEFAULT_MAX_NEW_TOKENS)))
+    hist = lengths.get("histogram") or {}
+    total = sum(hist.values())
+    cut = sum(c for n, c in hist.items() if int(n) > int(gen.max_new_tokens)) / total if total else 0.0
+    if cut > 0.01:
+        log.warning("inference.max_new_tokens=%s cuts %.1f%% of the training summaries (99.5th percentile %s "
+                    "tokens): use inference.max_new_tokens=auto", gen.max_new_tokens, 100 * cut, lengths.get("p99_5"))
+    return gen

@@ -15,7 +15,7 @@ from src.config import Config
 from src.inference.decoding import DecodingParams
 from src.inference.batching import new_token_cap
 from src.inference.engine import cut_at_stop
-from src.models.checkpoint import read_adapter_config, wants_4bit
+from src.models.loading import read_adapter_config, wants_4bit
 from src.models.device import compute_dtype
 from src.utils.errors import UserError
 

@@ -1,14 +1,16 @@
 """Resolving, checking and loading models (hub id, local folder, or the tiny debug model)."""
 from __future__ import annotations
 
+import json
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from src.config import SPLITS, Config, resolve_path
 from src.models.debug import build_tiny_causal, build_tiny_seq2seq
-from src.models.device import local_device
+from src.models.device import compute_dtype, local_device
 from src.models.embedded import check_embedded, embedded_dir, is_embedded, resolve_embedded
 from src.utils.errors import UserError
 
@@ -184,3 +186,51 @@ def count_parameters(model: Any) -> tuple[int, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, total
+
+
+# ---------------------------------------------------------------- inference: a checkpoint's weights
+
+def read_adapter_config(checkpoint: Path) -> Optional[dict[str, Any]]:
+    """The PEFT adapter config of ``checkpoint``, or None for full weights."""
+    path = Path(checkpoint) / "adapter_config.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def wants_4bit(cfg: Config, is_adapter: bool) -> bool:
+    """4-bit base: as trained for an adapter under ``inference.quantize=auto``; forced by ``4bit``."""
+    if cfg.inference.quantize == "auto":
+        return is_adapter and cfg.training.use_qlora and cfg.training.quantization != "none"
+    return cfg.inference.quantize == "4bit"
+
+
+def load_inference_model(cfg: Config, checkpoint: Path, device: str) -> Any:
+    """Full weights, or the adapter on its base (4-bit or the compute dtype), merged when unquantized."""
+    adapter = read_adapter_config(checkpoint)
+    dtype = compute_dtype(cfg.training.compute_dtype, device)
+    quantize = wants_4bit(cfg, adapter is not None)
+    # load_causal_model quantizes per training.*: make it follow inference.quantize instead
+    training = replace(cfg.training, use_qlora=quantize,
+                       quantization=cfg.training.quantization if cfg.training.quantization != "none" else "nf4")
+    load_cfg = replace(cfg, training=training)
+    if adapter is None:
+        model = load_causal_model(str(checkpoint), load_cfg, device, dtype, quantize=quantize)
+    else:
+        model = _load_adapter(load_cfg, checkpoint, adapter, device, dtype, quantize)
+    model.eval()
+    kind = "full weights" if adapter is None else "adapter on a 4-bit base" if quantize else (
+        "adapter merged into the base" if cfg.inference.merge_lora else "adapter on the base")
+    log.info("inference model: %s (%s)", checkpoint, kind)
+    return model
+
+
+def _load_adapter(cfg: Config, checkpoint: Path, adapter: dict[str, Any], device: str, dtype: Any, quantize: bool) -> Any:
+    from peft import PeftModel
+
+    base = adapter.get("base_model_name_or_path") or cfg.model.name
+    if base.startswith(("/", ".")) and not Path(base).is_dir():
+        raise UserError(f"{checkpoint / 'adapter_config.json'}: base model folder {base} does not exist; "
+                        "restore it or edit base_model_name_or_path to where the base model now lives")
+    model = PeftModel.from_pretrained(load_causal_model(base, cfg, device, dtype, quantize=quantize), str(checkpoint))
+    if not quantize and cfg.inference.merge_lora:
+        model = model.merge_and_unload()  # one matmul per layer instead of base + A·B
+    return model

@@ -84,11 +84,12 @@ def check(ctx: RunContext) -> list[str]:
 
 def job(ctx: RunContext) -> Any:
     """The ``RlJob``: folders, resume, the starting checkpoint and the fingerprint of what decides GRPO."""
-    from src.train.grpo_setup import RlJob, checkpoint_digest
+    from src.models.checkpoint import content_digest
+    from src.train.grpo_setup import RlJob
 
     ins = inputs(ctx)
     init, rows = present(ins, "init"), present(ins, "train")
-    digests = {"train": file_digest(rows), "init": checkpoint_digest(init)}
+    digests = {"train": file_digest(rows), "init": content_digest(init)}
     parts = {**training_settings(ctx.cfg), "data": digests, "prompt": to_dict(ctx.cfg.prompt), "seed": ctx.cfg.seed}
     return RlJob(rl_dir(ctx), ctx.resume, parts, init, ctx.model_path, report_dir=ctx.run_dir if ctx.is_main else None,
                  pool=rows)

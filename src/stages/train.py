@@ -29,7 +29,7 @@ def fallback(ctx: RunContext) -> dict[str, Optional[Path]]:
         return {"checkpoint": resolve_path(ckpt)}
     if own.is_dir() or ctx.run_name_given:
         return {"checkpoint": own}
-    from src.models.provenance import newest_final
+    from src.models.checkpoint import newest_final
 
     return {"checkpoint": newest_final(ctx.model_dir.parent, ctx.cfg) or own}
 
@@ -84,7 +84,7 @@ def _prompt_problems(ctx: RunContext) -> list[str]:
 
 def job(ctx: RunContext) -> Any:
     """The ``TrainJob``: output folder, resume, the fingerprint of what decides training, the few-shot pool."""
-    from src.train.checkpoints import training_parts
+    from src.models.checkpoint import training_parts
     from src.train.final import TrainJob
     from src.utils.io import file_digest
 

@@ -1,4 +1,4 @@
-"""Trainer callbacks: ROUGE on generated dev summaries at each evaluation, early stopping.
+"""Trainer callbacks: ROUGE on generated dev summaries at each evaluation, early stopping, checkpoint records.
 
 The ROUGE callback generates with the inference code itself (``Predictor`` on the in-memory
 model, the shared prompt builder and the same generation settings), so the checkpoint picked by
@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pandas as pd
@@ -17,6 +18,7 @@ from transformers import EarlyStoppingCallback, TrainerCallback
 from src.config import InferenceConfig
 from src.evaluation import score_texts
 from src.inference.predictor import Predictor
+from src.models.checkpoint import record
 from src.prompting.builder import PromptBuilder
 from src.prompting.fewshot import ShotSelector
 
@@ -101,3 +103,16 @@ class RougeCallback(TrainerCallback):
 def early_stopping(patience: int) -> list[Any]:
     """An EarlyStoppingCallback when ``patience`` > 0 (it watches the best-model metric)."""
     return [EarlyStoppingCallback(early_stopping_patience=patience)] if patience > 0 else []
+
+
+class CheckpointRecord(TrainerCallback):
+    """After each save: the fingerprint and file sizes into ``checkpoint-N``, and umask permissions."""
+
+    def __init__(self, parts: dict[str, Any]) -> None:
+        self.parts = parts
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Record the folder the Trainer has just written (main process only)."""
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.is_dir() and state.is_world_process_zero:
+            record(folder, self.parts)

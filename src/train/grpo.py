@@ -3,7 +3,7 @@
 The entry point reads top to bottom: the starting checkpoint's prompt settings (the prompts SFT
 trained on), the rows as exact prompt ids, the reward, then either a finished checkpoint made final
 (``--resume`` after the last step) or ``GRPOTrainer(...).train(resume_from_checkpoint=...)``. Every
-checkpoint carries the fingerprint of what decides GRPO (``src.train.checkpoints``: a stale one is
+checkpoint carries the fingerprint of what decides GRPO (``src.models.checkpoint``: a stale one is
 set aside, a broken one skipped), and ``rl/final_checkpoint`` is written like the train stage's
 (tokenizer, config, ``pipeline_inference.json`` copied from the starting checkpoint's, fingerprint),
 so tune and infer load it as they load an SFT checkpoint. Last, the SFT and the RL checkpoint
@@ -33,8 +33,8 @@ from src.models.loading import load_tokenizer
 from src.prompting.builder import PromptBuilder
 from src.prompting.fewshot import ShotSelector
 from src.train.callbacks import RougeSample
-from src.train.checkpoints import CheckpointRecord, finish_from, finished, resume_checkpoint
-from src.train.final import finalize
+from src.models.checkpoint import finalize, finish_from, finished, resume_checkpoint
+from src.train.callbacks import CheckpointRecord
 from src.train.grpo_setup import (RlJob, generation_kwargs, grpo_arguments, load_policy, prompt_rows, sample_rows,
                                   use_vllm)
 from src.train.progress import RL_SHOWN, FiniteLoss, TrainingLog, write_rl_curves

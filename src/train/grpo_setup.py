@@ -25,18 +25,15 @@ import pandas as pd
 from src.config import Config
 from src.evaluation.scoring import reference_columns
 from src.inference.vllm_engine import INSTALL_HINT, vllm_available
-from src.models.checkpoint import read_adapter_config
+from src.models.loading import read_adapter_config
 from src.models.device import pick_device
 from src.prompting.builder import PromptBuilder
-from src.train.checkpoints import FINGERPRINT_FILE
 from src.train.options import check_extra, gradient_checkpointing, optimizer_name, peft_config, report_to
 from src.train.sft import load_for_training
 from src.utils.errors import UserError
-from src.utils.io import file_digest
 
 log = logging.getLogger(__name__)
 
-WEIGHT_FILES = (".safetensors", ".json")  # what a checkpoint's digest reads (weights, adapter and prompt records)
 
 
 @dataclass
@@ -51,13 +48,6 @@ class RlJob:
     report_dir: Optional[Path] = None  # the run folder: rl_log.csv and rl_curves.png go here
     pool: Optional[Path] = None  # the training rows file: the few-shot pool when the checkpoint's is gone
     checkpoint: Optional[Path] = None  # set on --resume: the checkpoint-N GRPO continues from
-
-
-def checkpoint_digest(folder: Path) -> str:
-    """The contents of a checkpoint's weights and records (not its mtimes: a copy digests the same)."""
-    files = sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix in WEIGHT_FILES
-                   and p.name != FINGERPRINT_FILE) if Path(folder).is_dir() else []
-    return ",".join(f"{p.name}:{file_digest(p)}" for p in files) or "missing"
 
 
 def use_vllm(cfg: Config, device: str) -> bool:

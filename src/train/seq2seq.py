@@ -22,7 +22,8 @@ from src.models.device import pick_device
 from src.models.loading import count_parameters
 from src.models.seq2seq import decode_summary, encode_source, encode_target, load_seq2seq, special_tokens
 from src.train.callbacks import early_stopping
-from src.train.final import TrainJob, summary_lengths
+from src.models.checkpoint import summary_lengths
+from src.train.final import TrainJob
 from src.train.options import checkpointing_arguments, report_to
 
 log = logging.getLogger(__name__)

@@ -21,11 +21,12 @@ from src.inference.settings import training_time_settings
 from src.utils.errors import UserError
 from src.inference.vocab import data_ids
 from src.models.device import compute_dtype, pick_device
+from src.models.checkpoint import summary_lengths
 from src.models.loading import count_parameters, load_causal_model, load_tokenizer
 from src.prompting.builder import PromptBuilder
 from src.prompting.fewshot import ShotSelector
 from src.train.callbacks import RougeCallback, RougeSample, early_stopping
-from src.train.final import TrainJob, summary_lengths
+from src.train.final import TrainJob
 from src.train.options import Collation, collation, peft_config, sft_arguments
 
 log = logging.getLogger(__name__)

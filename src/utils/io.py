@@ -158,10 +158,11 @@ def json_digest(data: Any, length: Optional[int] = 16, compact: bool = False) ->
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
 
 
-def stage_fingerprint(config_parts: dict[str, Any], inputs: Iterable[Path]) -> str:
-    """A stage's fingerprint: its config sections and the digests of the files it reads (the manifest's
+def stage_fingerprint(config_parts: dict[str, Any], inputs: Iterable[Path],
+                      digest: Callable[[Path], str] = file_digest) -> str:
+    """A stage's fingerprint: its config sections and the ``digest`` of each file or folder it reads (the manifest's
     ``fingerprint``; a rerun skips a stage whose fingerprint matches)."""
-    digests = "".join(f"{Path(p).name}={file_digest(Path(p))}\n" for p in inputs if p is not None)
+    digests = "".join(f"{Path(p).name}={digest(Path(p))}\n" for p in inputs if p is not None)
     h = hashlib.sha256(json.dumps(config_parts, sort_keys=True, default=str).encode())
     h.update(digests.encode())
     return h.hexdigest()[:16]

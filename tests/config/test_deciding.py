@@ -8,7 +8,7 @@ from src.config.deciding import DECIDING_KEYS, GENERATION_KEYS, MANIFEST_KEYS, d
 from src.inference.decoding import DecodingParams
 from src.inference.journal import prediction_key
 from src.inference.settings import SHOWN
-from src.train.checkpoints import training_parts
+from src.models.checkpoint import training_parts
 
 
 def test_every_inference_key_says_what_it_decides() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from src.config import Config, load_config, to_dict
 from src.inference.settings import resolve_settings
-from src.models.provenance import INFERENCE_INFO
+from src.models.checkpoint import INFERENCE_INFO
 
 
 def trained_checkpoint(tmp_path: Path, **prompt: object) -> Path:

@@ -10,8 +10,8 @@ import pytest
 
 from src.config import Config, InferenceConfig, load_config
 from src.utils.errors import UserError
-from src.models.provenance import (INFERENCE_INFO, fewshot_pool, newest_final, resolve_max_new_tokens,
-                                   settings_for_inference)
+from src.inference.settings import fewshot_pool, resolve_max_new_tokens, settings_for_inference
+from src.models.checkpoint import INFERENCE_INFO, newest_final
 from src.utils.io import file_digest
 
 LENGTHS = {"auto_max_new_tokens": 71, "p99_5": 63, "histogram": {"20": 90, "60": 8, "80": 2}}

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import struct
 from pathlib import Path
 
 from src.config import load_config
-from src.train.checkpoints import (ASIDE, FINGERPRINT_FILE, finish_from, finished, problem_with, record,
+from src.models.checkpoint import (ASIDE, FINGERPRINT_FILE, content_digest, finish_from, finished, problem_with, record,
                                    resume_checkpoint, training_parts)
 
 
@@ -102,7 +103,7 @@ def test_a_bit_flipped_weight_file_is_not_resumed_the_previous_checkpoint_is(tmp
 
 
 def test_a_safetensors_file_whose_header_promises_more_than_it_holds_is_unreadable(tmp_path: Path) -> None:
-    from src.train.checkpoints import safetensors_readable
+    from src.models.checkpoint import safetensors_readable
 
     good = tmp_path / "w.safetensors"
     safetensors_file(good)
@@ -137,3 +138,21 @@ def test_inference_falls_back_from_a_damaged_final_checkpoint_and_refuses_when_n
     elsewhere = tmp_path / "trained-elsewhere"
     elsewhere.mkdir()
     assert verified_checkpoint(elsewhere) == elsewhere, "a folder with no record has nothing to verify"
+
+
+def test_content_digest_follows_contents_not_times(tmp_path: Path) -> None:
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "adapter_model.safetensors").write_bytes(b"weights")
+    (folder / "adapter_config.json").write_text("{}")
+    (folder / "optimizer.pt").write_bytes(b"not part of the model")
+    copy = Path(shutil.copytree(folder, tmp_path / "copy"))
+    assert content_digest(folder) == content_digest(copy)
+    (copy / "adapter_model.safetensors").write_bytes(b"weighs")
+    assert content_digest(folder) != content_digest(copy)
+    assert content_digest(tmp_path / "absent") == "missing"
+    record(folder, {"parts": 1})
+    recorded = content_digest(folder)
+    assert recorded.startswith("ckpt:") and recorded == content_digest(folder)
+    (folder / FINGERPRINT_FILE).write_text((folder / FINGERPRINT_FILE).read_text())
+    assert content_digest(folder) == recorded, "the record's checksums, not its file times, are the identity"

@@ -8,7 +8,7 @@ import pandas as pd
 from src.config import load_config
 from src.models.loading import load_tokenizer
 from src.prompting.builder import PromptBuilder
-from src.train.final import summary_lengths
+from src.models.checkpoint import summary_lengths
 from tests.conftest import SHARED_DATA, need_shared
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import warnings
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import torch
 from src.config import PromptConfig, load_config
 from src.utils.errors import UserError
 from src.prompting.builder import PromptBuilder
-from src.train.grpo_setup import (call_adds, check_grpo_extra, checkpoint_digest, generation_kwargs, grpo_arguments,
+from src.train.grpo_setup import (call_adds, check_grpo_extra, generation_kwargs, grpo_arguments,
                                   prompt_rows, prompt_text, sample_rows, setup_problems)
 
 DIALOGUES = pd.DataFrame({
@@ -87,19 +86,6 @@ def test_rows_are_drawn_by_seed() -> None:
     assert sample_rows(frame, None, 1) is frame and len(sample_rows(frame, 20, 1)) == 10
     assert sample_rows(frame, 4, 1)["fname"].tolist() == sample_rows(frame, 4, 1)["fname"].tolist()
     assert len(sample_rows(frame, 4, 1)) == 4
-
-
-def test_checkpoint_digest_follows_contents_not_times(tmp_path: Path) -> None:
-    folder = tmp_path / "ckpt"
-    folder.mkdir()
-    (folder / "adapter_model.safetensors").write_bytes(b"weights")
-    (folder / "adapter_config.json").write_text("{}")
-    (folder / "optimizer.pt").write_bytes(b"not part of the model")
-    copy = Path(shutil.copytree(folder, tmp_path / "copy"))
-    assert checkpoint_digest(folder) == checkpoint_digest(copy)
-    (copy / "adapter_model.safetensors").write_bytes(b"weighs")
-    assert checkpoint_digest(folder) != checkpoint_digest(copy)
-    assert checkpoint_digest(tmp_path / "absent") == "missing"
 
 
 @pytest.mark.slow
