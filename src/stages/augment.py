@@ -6,8 +6,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
+from src.augment.generate import augment
+from src.augment.spend import sends_paid_requests, spend_notice
 from src.config import Config
 from src.context import RunContext, present
+from src.data.loading import load_split
+from src.data.sources import collect
 from src.models.loading import DEBUG_NAME, check_model_reachable, debug_texts, resolve_model
 from src.utils.errors import StageSkipped, UserError
 from src.utils.secrets import get_secret
@@ -53,8 +57,6 @@ def check(ctx: RunContext) -> list[str]:
 
 def spend_line(ctx: RunContext) -> Optional[str]:
     """The paid API requests this run's augment stage would send and the spend cap, or None (``src.augment.spend``)."""
-    from src.augment.spend import sends_paid_requests, spend_notice
-
     aug = ctx.cfg.augmentation
     if name not in ctx.selected or not sends_paid_requests(aug):
         return None
@@ -64,9 +66,6 @@ def spend_line(ctx: RunContext) -> Optional[str]:
 def _train_rows(ctx: RunContext) -> Optional[int]:
     """Training rows augment will read: the cleaned train set if it exists, else the local sources' rows
     (None when a hub dataset is among them: its size is not known before it is loaded)."""
-    from src.data.loading import load_split
-    from src.data.sources import collect
-
     clean = ctx.upstream("preprocess", "train")
     try:
         if clean is not None and clean.is_file():
@@ -95,9 +94,6 @@ def local_generator(ctx: RunContext) -> Optional[str]:
 
 def run(ctx: RunContext) -> dict[str, Any]:
     """Generate, validate and write the augmented rows."""
-    from src.augment.generate import augment
-    from src.data.loading import load_split
-
     cfg = ctx.cfg
     ins = inputs(ctx)
     train = load_split(present(ins, "clean_train"), "train")

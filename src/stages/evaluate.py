@@ -7,6 +7,8 @@ from typing import Any, Optional
 
 from src.config import Config
 from src.context import RunContext, present
+from src.evaluation import evaluate_files
+from src.inference.tuning_run import excluded_rows
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +46,6 @@ def check(ctx: RunContext) -> list[str]:
 
 def run(ctx: RunContext) -> dict[str, Any]:
     """Score and write metrics.json, scores.csv, report.md and score_hist.png (never on the tuning rows)."""
-    from src.evaluation import evaluate_files
-    from src.inference.tuning_run import excluded_rows
-
     ins = inputs(ctx)
     excluded = excluded_rows(ins.get("tuning_rows"))
     if excluded:

@@ -7,6 +7,8 @@ from typing import Any, Optional
 
 from src.config import Config
 from src.context import RunContext, present
+from src.data.loading import load_split, read_table
+from src.data.merge import merge_frames
 from src.utils.io import atomic_write_csv
 
 log = logging.getLogger(__name__)
@@ -49,8 +51,6 @@ def run(ctx: RunContext) -> dict[str, Any]:
     """Merge and write; return per-source counts and removal reasons."""
     import pandas as pd
 
-    from src.data.loading import load_split, read_table
-    from src.data.merge import merge_frames
 
     cfg, ins = ctx.cfg, inputs(ctx)
     originals = load_split(present(ins, "clean_train"), "train")

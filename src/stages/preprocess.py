@@ -10,8 +10,11 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from src.config import SPLITS, Config, resolve_input
+from src.config import Config, SPLITS, resolve_input
 from src.context import RunContext
+from src.data.preprocess.denoise import denoise_frame, load_rules
+from src.data.preprocess.typo_fix import fix_typos_frame, load_typos
+from src.data.sources import REJECTED_COLUMNS, is_plain, load_split_sources, local_inputs, plain_file
 from src.utils.errors import UserError
 from src.utils.io import atomic_write_csv
 
@@ -37,8 +40,6 @@ def outputs(ctx: RunContext) -> dict[str, Path]:
 def fallback(ctx: RunContext) -> dict[str, Optional[Path]]:
     """Skipped preprocessing: a split that is one canonical CSV is read as it is; any other split has no
     stand-in, so its (missing) clean path is named and the run stops before it starts."""
-    from src.data.sources import is_plain, plain_file
-
     planned = outputs(ctx)
     found: dict[str, Optional[Path]] = {s: plain_file(ctx.cfg, s) if is_plain(ctx.cfg, s) else planned[s] for s in SPLITS}
     found["dev_references"] = found["dev"] if is_plain(ctx.cfg, "dev") else planned["dev_references"]
@@ -47,8 +48,6 @@ def fallback(ctx: RunContext) -> dict[str, Optional[Path]]:
 
 def inputs(ctx: RunContext) -> dict[str, Optional[Path]]:
     """Local source files and folders, and the rule tables."""
-    from src.data.sources import local_inputs
-
     cfg = ctx.cfg
     found: dict[str, Optional[Path]] = dict(local_inputs(cfg))
     if cfg.preprocess.denoise:
@@ -77,7 +76,6 @@ def run(ctx: RunContext) -> dict[str, Any]:
     """Materialize, clean and write each split; return row, source, filter and rule counts for the manifest."""
     import pandas as pd
 
-    from src.data.sources import REJECTED_COLUMNS, load_split_sources
 
     cfg, out = ctx.cfg, outputs(ctx)
     clean = _cleaner(cfg)
@@ -104,9 +102,6 @@ Cleaner = Callable[["pd.DataFrame", dict[str, dict[str, int]]], "pd.DataFrame"]
 
 def _cleaner(cfg: Config) -> Cleaner:
     """A function (frame, counts) -> cleaned frame applying the configured rule tables."""
-    from src.data.preprocess.denoise import denoise_frame, load_rules
-    from src.data.preprocess.typo_fix import fix_typos_frame, load_typos
-
     rules = load_rules(resolve_input(cfg.preprocess.rules_file)) if cfg.preprocess.denoise else None
     typos = load_typos(resolve_input(cfg.preprocess.typo_file)) if cfg.preprocess.typo_fix else None
 

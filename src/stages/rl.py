@@ -13,8 +13,12 @@ from typing import Any, Optional
 
 from src.config import Config, resolve_path, to_dict
 from src.context import RunContext, present
+from src.data.loading import load_split
+from src.models.checkpoint import content_digest
 from src.models.device import device_problems
 from src.models.loading import check_model_reachable
+from src.train.grpo import train_grpo
+from src.train.grpo_setup import RlJob, setup_problems
 from src.utils.io import file_digest
 from src.utils.secrets import get_secret
 
@@ -69,8 +73,6 @@ def config_parts(cfg: Config) -> dict[str, Any]:
 def check(ctx: RunContext) -> list[str]:
     """A causal model; the generation engine and ``rl.extra`` exist here; the model and device (when train does
     not check them)."""
-    from src.train.grpo_setup import setup_problems
-
     cfg = ctx.cfg
     if cfg.model.type != "causal":
         return ["the rl stage trains causal models only (model.type=seq2seq): drop rl from --stages, or set "
@@ -84,9 +86,6 @@ def check(ctx: RunContext) -> list[str]:
 
 def job(ctx: RunContext) -> Any:
     """The ``RlJob``: folders, resume, the starting checkpoint and the fingerprint of what decides GRPO."""
-    from src.models.checkpoint import content_digest
-    from src.train.grpo_setup import RlJob
-
     ins = inputs(ctx)
     init, rows = present(ins, "init"), present(ins, "train")
     digests = {"train": file_digest(rows), "init": content_digest(init)}
@@ -97,9 +96,6 @@ def job(ctx: RunContext) -> Any:
 
 def run(ctx: RunContext) -> dict[str, Any]:
     """GRPO, then ``rl/final_checkpoint``; return steps, rewards, the completion audit and SFT vs RL dev scores."""
-    from src.data.loading import load_split
-    from src.train.grpo import train_grpo
-
     ins = inputs(ctx)
     rows = load_split(present(ins, "train"), "train")
     dev = load_split(ins["dev"], "dev") if ins["dev"] is not None else None

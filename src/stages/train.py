@@ -7,6 +7,17 @@ from typing import Any, Optional
 
 from src.config import Config, resolve_input, resolve_path
 from src.context import RunContext, present
+from src.data.loading import load_split
+from src.models.checkpoint import newest_final, training_parts
+from src.models.device import device_problems, pick_device
+from src.models.loading import check_model_reachable, load_tokenizer
+from src.prompting.builder import prompt_problems
+from src.train.final import TrainJob
+from src.train.options import check_trainer_options
+from src.train.seq2seq import train_seq2seq
+from src.train.sft import train_causal
+from src.utils.io import file_digest
+from src.utils.secrets import get_secret
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +40,6 @@ def fallback(ctx: RunContext) -> dict[str, Optional[Path]]:
         return {"checkpoint": resolve_path(ckpt)}
     if own.is_dir() or ctx.run_name_given:
         return {"checkpoint": own}
-    from src.models.checkpoint import newest_final
 
     return {"checkpoint": newest_final(ctx.model_dir.parent, ctx.cfg) or own}
 
@@ -51,10 +61,7 @@ def config_parts(cfg: Config) -> dict[str, Any]:
 
 def check(ctx: RunContext) -> list[str]:
     """The model can be loaded; trainer options exist in the installed transformers; the prompt fits its budget."""
-    from src.models.loading import check_model_reachable
-    from src.utils.secrets import get_secret
 
-    from src.models.device import device_problems
 
     cfg = ctx.cfg
     eval_path = inputs(ctx)["dev"] if cfg.training.eval_file else None
@@ -65,8 +72,6 @@ def check(ctx: RunContext) -> list[str]:
     problems = ([problem] if problem else []) + device_problems(cfg, training=True)
     if problems or cfg.model.type != "causal":
         return problems
-    from src.models.device import pick_device
-    from src.train.options import check_trainer_options
 
     return check_trainer_options(cfg, pick_device(cfg.model.device)) + _prompt_problems(ctx)
 
@@ -76,18 +81,12 @@ def _prompt_problems(ctx: RunContext) -> list[str]:
     path = ctx.model_path
     if path is None or not Path(path).is_dir():
         return []  # a hub model in the cache or a model built later: the builder checks again before training
-    from src.models.loading import load_tokenizer
-    from src.prompting.builder import prompt_problems
 
     return prompt_problems(load_tokenizer(path, ctx.cfg), ctx.cfg.prompt)
 
 
 def job(ctx: RunContext) -> Any:
     """The ``TrainJob``: output folder, resume, the fingerprint of what decides training, the few-shot pool."""
-    from src.models.checkpoint import training_parts
-    from src.train.final import TrainJob
-    from src.utils.io import file_digest
-
     ins, model_path = inputs(ctx), ctx.require_model_path()
     digests = {k: file_digest(p) if p is not None else None for k, p in ins.items()}
     model_files = [Path(model_path) / n for n in ("config.json", "BUILD_INFO.json")]
@@ -99,14 +98,9 @@ def job(ctx: RunContext) -> Any:
 
 def run(ctx: RunContext) -> dict[str, Any]:
     """Train and save ``final_checkpoint``; return global_step, resumed_from, world_size and counts."""
-    from src.data.loading import load_split
-
     ins = inputs(ctx)
     train_df = load_split(present(ins, "train"), "train")
     dev_df = load_split(ins["dev"], "dev") if ins["dev"] is not None else None
     ctx.model_dir.mkdir(parents=True, exist_ok=True)
-    if ctx.cfg.model.type == "seq2seq":
-        from src.train.seq2seq import train_seq2seq as train_fn
-    else:
-        from src.train.sft import train_causal as train_fn
+    train_fn = train_seq2seq if ctx.cfg.model.type == "seq2seq" else train_causal
     return train_fn(ctx.cfg, ctx.require_model_path(), train_df, dev_df, job(ctx))
