@@ -112,3 +112,58 @@ def test_tests_mirror_src() -> None:
     packages = {p.parent.relative_to(SRC) for p in SRC.rglob("__init__.py") if p.parent != SRC}
     missing = [str(p) for p in packages if not (REPO / "tests" / p).is_dir() and p.name not in ("stages", "utils")]
     assert missing == []
+
+
+# config/utils < evaluation/data < models/prompting/augment < inference < train < stages and the run (every top-level
+# module); a package's modules may import each other
+LAYERS = {"config": 0, "utils": 0, "evaluation": 1, "data": 1, "models": 2, "prompting": 2, "augment": 2,
+          "inference": 3, "train": 4, "stages": 5}
+MAX_FUNCTION_IMPORTS = 60
+
+
+def layer(module: str) -> int:
+    parts = module.split(".")
+    return LAYERS.get(parts[1], 5) if len(parts) > 1 else 5
+
+
+def package(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else "the run"
+
+
+def test_imports_point_down_the_layers() -> None:
+    mods = modules()
+    known = set(mods)
+    upward = sorted(f"{name} -> {target}" for name, path in mods.items() for target in imported(path, known)
+                    if layer(target) > layer(name) and package(target) != package(name))
+    assert upward == []
+
+
+def function_imports() -> list[str]:
+    """``from src...`` imports inside functions, as ``module:line``."""
+    found = []
+    for name, path in modules().items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for fn in ast.walk(tree):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                found += [f"{name}:{node.lineno}" for node in ast.walk(fn) if isinstance(node, ast.ImportFrom)
+                          and node.level == 0 and (node.module or "").startswith("src")]
+    return sorted(set(found))
+
+
+def test_imports_inside_functions_only_where_a_heavy_library_stays_lazy() -> None:
+    found = function_imports()
+    assert len(found) <= MAX_FUNCTION_IMPORTS, found
+
+
+def test_help_imports_no_stage_and_no_heavy_library() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, runpy; sys.argv = ['src.main', '--help']\n"
+            "try:\n    runpy.run_module('src.main', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'transformers', 'pandas', 'numpy', 'trl', 'peft') if m in sys.modules]\n"
+            "stages = sorted(m for m in sys.modules if m.startswith('src.stages.'))\n"
+            "sys.stderr.write(repr((heavy, stages)))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.stderr.strip().splitlines()[-1] == "([], [])"

@@ -310,11 +310,12 @@ class Seq2SeqConfig:
 
     encoder_max_len: int = opt(512, "dialogue tokens fed to the encoder, <s> and </s> included", ge=3)
     decoder_max_len: int = opt(100, "summary tokens trained, </s> included (longer summaries are cut)", ge=2)
-    generation_max_length: int = opt(100, "generate(max_length); inference.max_new_tokens wins when changed from its default",
-                                     ge=2)
-    num_beams: int = opt(4, "beam width; inference.num_beams wins when changed from its default", ge=1)
-    no_repeat_ngram_size: int = opt(2, "forbid repeated n-grams (0: off); inference.no_repeat_ngram_size wins when changed",
-                                    ge=0)
+    generation_max_length: int = opt(100, "generate(max_length); inference.max_new_tokens wins when the config "
+                                          "changed it, the tune stage chose it or the command line names it", ge=2)
+    num_beams: int = opt(4, "beam width; inference.num_beams wins when the config changed it, the tune stage chose it "
+                            "or the command line names it (whatever its value)", ge=1)
+    no_repeat_ngram_size: int = opt(2, "forbid repeated n-grams (0: off); inference.no_repeat_ngram_size wins as "
+                                       "num_beams does", ge=0)
     early_stopping: bool = opt(True, "beam search stops once num_beams finished candidates exist")
 
 
