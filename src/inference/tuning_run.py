@@ -9,16 +9,19 @@ from typing import Any, Callable, Optional
 import pandas as pd
 import yaml
 
-from src.config import Config, all_keys, coerce, section_problems
+from src.config import Config, all_keys, coerce, section_problems, to_dict
+from src.data.csvfile import read_csv_file
 from src.data.loading import load_split
-from src.utils.errors import UserError
+from src.evaluation import score_texts
 from src.evaluation.paired import Interval
 from src.inference.factory import load_predictor
 from src.inference.settings import InferenceSettings
-from src.inference.tune_select import (baseline_setting, choose, compare_with_baseline, row_scorer, score_baseline,
-                                       table_columns)
-from src.inference.tuning import TUNABLE, Setting, Trial, candidates, search, setting_id
-from src.utils.io import atomic_write, atomic_write_csv, atomic_write_text
+from src.inference.tune_select import (baseline_setting, choose, compare_with_baseline, row_scorer, score_baseline, table_columns)
+from src.inference.tuning import Setting, TUNABLE, Trial, candidates, search, setting_id
+from src.models.checkpoint import content_digest
+from src.prompting.builder import PromptBuilder
+from src.utils.errors import UserError
+from src.utils.io import atomic_write, atomic_write_csv, atomic_write_text, file_digest, json_digest
 from src.utils.journal import JsonlJournal
 
 log = logging.getLogger(__name__)
@@ -71,7 +74,6 @@ def excluded_rows(path: Optional[Path]) -> set[str]:
     """The tuning fnames the evaluate stage leaves out (none when tune did not run)."""
     if path is None or not Path(path).is_file():
         return set()
-    from src.data.csvfile import read_csv_file
 
     table = read_csv_file(Path(path), "tuning rows")
     if "fname" not in table.columns:
@@ -87,18 +89,31 @@ def _overrides(cfg: Config, setting: Setting) -> tuple[dict[str, Any], Optional[
     return inference, cfg.prompt.instruction_variants[index] if index is not None else None
 
 
-def _generator(cfg: Config, predictor: Any, dev: pd.DataFrame, journal: JsonlJournal) -> Any:
-    """generate(setting, fnames): journaled summaries, generating only the missing ones."""
-    from src.prompting.builder import PromptBuilder
+def journal_key(settings: InferenceSettings, dev_path: Path) -> str:
+    """What decides every summary in the tune journal besides its setting: the checkpoint's content, the resolved
+    settings and prompt, the few-shot pool and the dev file. A row written under another key is never reused."""
+    assert settings.checkpoint is not None
+    pool = file_digest(settings.pool) if settings.pool is not None and settings.cfg.prompt.num_fewshot else None
+    return json_digest({"checkpoint": content_digest(settings.checkpoint), "inference": settings.values(),
+                        "prompt": to_dict(settings.cfg.prompt), "model": to_dict(settings.cfg.model),
+                        "seed": settings.cfg.seed, "pool": pool, "dev": file_digest(dev_path)})
 
+
+def _generator(cfg: Config, predictor: Any, dev: pd.DataFrame, journal: JsonlJournal, key: str) -> Any:
+    """generate(setting, fnames): journaled summaries, generating only the missing ones (rows of this ``key`` only)."""
     records, _ = journal.read()
-    done = {(r["setting"], r["fname"]): r["summary"] for r in records if {"setting", "fname", "summary"} <= set(r)}
+    done = {(r["setting"], r["fname"]): r["summary"] for r in records
+            if {"setting", "fname", "summary"} <= set(r) and r.get("key") == key}
+    if len(done) < len(records):
+        log.info("tune journal %s: %d row(s) of another checkpoint, settings or dev file dropped", journal.path,
+                 len(records) - len(done))
+        journal.rewrite([{"setting": s, "fname": f, "summary": text, "key": key} for (s, f), text in done.items()])
     dialogue = dict(zip(dev["fname"].astype(str), dev["dialogue"].astype(str)))
     builder = getattr(predictor, "builder", None)
 
     def generate(setting: Setting, rows: list[str]) -> list[str]:
-        key = setting_id(setting)
-        todo = [f for f in rows if (key, f) not in done]
+        sid = setting_id(setting)
+        todo = [f for f in rows if (sid, f) not in done]
         if todo:
             overrides, instruction = _overrides(cfg, setting)
             if instruction is not None:
@@ -108,17 +123,15 @@ def _generator(cfg: Config, predictor: Any, dev: pd.DataFrame, journal: JsonlJou
             finally:
                 if builder is not None:
                     predictor.builder = builder
-            journal.append([{"setting": key, "fname": f, "summary": s} for f, s in zip(todo, summaries)])
-            done.update({(key, f): s for f, s in zip(todo, summaries)})
-        return [done[(key, f)] for f in rows]
+            journal.append([{"setting": sid, "fname": f, "summary": s, "key": key} for f, s in zip(todo, summaries)])
+            done.update({(sid, f): s for f, s in zip(todo, summaries)})
+        return [done[(sid, f)] for f in rows]
 
     return generate
 
 
 def reference_scorer(references: dict[str, str], tokenizer: str) -> Callable[[list[str], list[str]], dict[str, float]]:
     """ROUGE-1/2/L and final of summaries against the references of their fnames (what the search ranks on)."""
-    from src.evaluation import score_texts
-
     def score(summaries: list[str], fnames: list[str]) -> dict[str, float]:
         m = score_texts(summaries, [[references[f]] for f in fnames], tokenizer=tokenizer)
         return {k: m[k] for k in ("rouge1", "rouge2", "rougeL", "final")}
@@ -139,7 +152,7 @@ def tune_generation(cfg: Config, settings: InferenceSettings, dev_path: Path,
     references = dict(zip(dev["fname"].astype(str), dev["summary"].astype(str)))
     score = reference_scorer(references, cfg.evaluation.tokenizer)
     space = candidates(cfg.tune, cfg.seed)
-    generate = _generator(run_cfg, predictor, dev, JsonlJournal(outputs["journal"]))
+    generate = _generator(run_cfg, predictor, dev, JsonlJournal(outputs["journal"]), journal_key(settings, dev_path))
     trials = search(space, rows, cfg.tune, generate, score)
     trials, baseline = score_baseline(trials, baseline_setting(run_cfg, sorted(cfg.tune.space)), rows, generate, score)
     intervals = compare_with_baseline(trials, baseline, rows, generate, row_scorer(references, cfg.evaluation.tokenizer),
