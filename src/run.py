@@ -19,6 +19,7 @@ import yaml
 
 from src.cli import StageChoice
 from src.config import Config, load_config, resolve_path, to_dict
+from src.config.loading import read_yaml
 from src.config.resources import find_config
 from src.context import RunContext
 from src.errors import UserError
@@ -79,6 +80,9 @@ def configure(config_path: Optional[str], overrides: list[str], debug_small: boo
     if not saved.is_file():
         log.warning("run %s has no %s: resuming with the config given on the command line", name, SAVED_CONFIG)
         return cfg, name
+    if not read_yaml(saved):  # the run wrote every key: an empty file would resume as all defaults
+        raise UserError(f"{saved}: the run's saved config is empty, so --resume cannot know how run {name} was "
+                        "configured; restore the file from a copy, or start a new run without --resume")
     resumed = load_config(saved, overrides, False, flags)
     if config_path or debug_small:
         log.info("--resume: %s is the base; --config/--debug-small are not applied again", saved)

@@ -134,3 +134,15 @@ def test_a_dry_run_that_would_pay_says_how_many_requests_and_the_cap(tmp_path: P
     assert "  inference.max_new_tokens = 48  (config)" in res.stdout and "inference.num_beams = 2  (command line)" in res.stdout
     free = run_cli(["--debug-small", "--dry-run", *tmp_paths(tmp_path)])
     assert free.returncode == 0 and "paid requests" not in free.stdout
+
+
+@pytest.mark.parametrize("text", ["", "\n# emptied\n"])
+def test_an_emptied_saved_config_is_an_error_not_all_defaults(tmp_path: Path, text: str) -> None:
+    run_dir = tmp_path / "output" / "gone"
+    run_dir.mkdir(parents=True)
+    (run_dir / "manifest.json").write_text(json.dumps({"run_name": "gone", "stages": {}}))
+    (run_dir / "config.yaml").write_text(text)
+    res = run_cli(["--run-name", "gone", "--resume", "--dry-run", *tmp_paths(tmp_path)])
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    (line,) = [x for x in res.stderr.splitlines() if x.startswith("error:")]
+    assert f"{run_dir / 'config.yaml'}: the run's saved config is empty" in line

@@ -57,9 +57,17 @@ def _value_problems(cfg: Config, key: str, values: list, where: str) -> list[str
 
 
 def tuning_rows(dev: pd.DataFrame, n: int, seed: int) -> list[str]:
-    """The dev fnames set aside for tuning (seeded; at least one dev row is left for the reported score)."""
-    n = max(1, min(n, len(dev) - 1))
-    return dev["fname"].astype(str).sample(n=n, random_state=seed).tolist()
+    """The dev fnames set aside for tuning (seeded; at least one dev row is left for the reported score).
+
+    ``tune.rows`` above what dev can spare is cut, with a warning that says what is searched and on how
+    many rows the reported dev score then rests.
+    """
+    take = max(1, min(n, len(dev) - 1))
+    if take < n:
+        log.warning("tune.rows = %d but dev has %d rows: the search runs on %d of them and the reported dev score "
+                    "rests on the %d row(s) left; set tune.rows to at most half of dev (%d) for a score worth reading",
+                    n, len(dev), take, len(dev) - take, max(2, len(dev) // 2))
+    return dev["fname"].astype(str).sample(n=take, random_state=seed).tolist()
 
 
 def excluded_rows(path: Optional[Path]) -> set[str]:
