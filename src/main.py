@@ -14,7 +14,7 @@ from typing import Optional
 from src.cli import flag_values, parse_args, stage_choice
 from src.errors import UserError
 from src.utils.logging_setup import setup_logging
-from src.utils.secrets import load_dotenv_once
+from src.utils.secrets import add_secret_name, check_secrets, load_dotenv_once
 
 log = logging.getLogger("src.main")
 
@@ -32,6 +32,8 @@ def main(argv: Optional[list[str]] = None, prog: str = "python -m src.main") -> 
 
         cfg, run_name = configure(args.config, args.overrides, args.debug_small, flag_values(args), args.run_name,
                                   args.resume)
+        add_secret_name(cfg.augmentation.api.api_key_env)
+        check_secrets()
         if args.print_config:
             from src.run import config_yaml
 

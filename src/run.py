@@ -84,6 +84,9 @@ def configure(config_path: Optional[str], overrides: list[str], debug_small: boo
         raise UserError(f"{saved}: the run's saved config is empty, so --resume cannot know how run {name} was "
                         "configured; restore the file from a copy, or start a new run without --resume")
     resumed = load_config(saved, overrides, False, flags)
+    if ":***@" in resumed.augmentation.api.base_url:  # config.yaml is saved without a URL's password
+        log.warning("--resume: augmentation.api.base_url was saved without its password; pass "
+                    "augmentation.api.base_url=... again if this run still sends API requests")
     if config_path or debug_small:
         log.info("--resume: %s is the base; --config/--debug-small are not applied again", saved)
     changed = sorted(k.split("=", 1)[0] for k in overrides) + sorted(flags)

@@ -337,13 +337,16 @@ def load_config(path: Optional[Path], overrides: list[str], debug_small: bool = 
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
-    """The resolved config as plain YAML-friendly data (tuples become lists)."""
+    """The resolved config as plain YAML-friendly data (tuples become lists); the password of a URL with
+    ``user:password@`` in it (``augmentation.api.base_url``) becomes ``***``, since this is what is printed and saved."""
+    from src.utils.secrets import redact_url
+
     def plain(v: Any) -> Any:
         if isinstance(v, tuple):
             return [plain(x) for x in v]
         if isinstance(v, dict):
             return {k: plain(x) for k, x in v.items()}
-        return v
+        return redact_url(v) if isinstance(v, str) and "@" in v else v
     return {k: (to_dict(v) if dataclasses.is_dataclass(v) else plain(v))
             for k, v in ((f.name, getattr(cfg, f.name)) for f in dataclasses.fields(cfg))}
 
