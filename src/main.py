@@ -12,7 +12,7 @@ import sys
 from typing import Optional
 
 from src.cli import flag_values, parse_args, stage_choice
-from src.errors import UserError
+from src.errors import UserError, printable
 from src.utils.logging_setup import setup_logging
 from src.utils.secrets import add_secret_name, check_secrets, load_dotenv_once
 
@@ -59,7 +59,7 @@ def main(argv: Optional[list[str]] = None, prog: str = "python -m src.main") -> 
         return 0
     except UserError as exc:
         for problem in exc.problems:
-            sys.stderr.write(f"error: {problem}\n")
+            sys.stderr.write(f"error: {printable(problem)}\n")
         return 2
     except OSError as exc:
         if exc.errno not in WRITE_ERRNOS:
