@@ -25,7 +25,7 @@ from src.context import RunContext
 from src.errors import UserError
 from src.manifest import Manifest
 from src.pipeline import STAGE_NAMES, attach, check_inputs, check_stages, plan
-from src.utils.io import atomic_write_text
+from src.utils.io import atomic_write_text, remove_stale_temps
 from src.utils.lock import LOCK_FILES, RunLock
 from src.utils.logging_setup import add_file_handler
 
@@ -146,6 +146,11 @@ def preflight(ctx: RunContext) -> list[str]:
     return check_inputs(ctx) + check_stages(ctx)
 
 
+def run_folders(ctx: RunContext) -> list[Path]:
+    """Every folder this run writes: its output folder, its checkpoints, its cleaned and augmented data."""
+    return [ctx.run_dir, ctx.model_dir, ctx.clean_dir, ctx.aug_dir]
+
+
 def _has_outputs(run_dir: Path) -> bool:
     return run_dir.is_dir() and any(p.name not in LOCK_FILES for p in run_dir.iterdir())
 
@@ -172,9 +177,13 @@ def prepare_run(cfg: Config, run_name: Optional[str], resume: bool, selected: tu
         return ctx
     if ctx.is_main:
         ctx.lock = RunLock(ctx.run_dir).acquire()
+    stale = remove_stale_temps(run_folders(ctx)) if resume and ctx.is_main else []
     (ctx.run_dir / "logs").mkdir(parents=True, exist_ok=True)
     add_file_handler(ctx.run_dir / "logs" / "pipeline.log")
     log.info("run %s: stages %s%s", name, ", ".join(selected) or "(none)", " (resume)" if resume else "")
+    if stale:
+        log.info("removed %d temp file(s) that interrupted writes of this run left: %s", len(stale),
+                 ", ".join(str(p) for p in stale[:5]) + (f" (+{len(stale) - 5} more)" if len(stale) > 5 else ""))
     from src.stages.augment import spend_line
 
     spend = spend_line(ctx)

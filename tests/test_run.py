@@ -146,3 +146,21 @@ def test_an_emptied_saved_config_is_an_error_not_all_defaults(tmp_path: Path, te
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
     (line,) = [x for x in res.stderr.splitlines() if x.startswith("error:")]
     assert f"{run_dir / 'config.yaml'}: the run's saved config is empty" in line
+
+
+@pytest.mark.slow
+def test_a_resume_removes_the_temp_files_its_killed_writes_left(tmp_path: Path) -> None:
+    args = ["--debug-small", "--run-name", "tmp", "--stages", "preprocess", *tmp_paths(tmp_path)]
+    first = run_cli(args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    run_dir = tmp_path / "output" / "tmp"
+    stale = [run_dir / ".submission.csv.0123456789ab.tmp", run_dir / "logs" / ".train_curves.png.abcdef012345.tmp",
+             tmp_path / "clean" / "tmp" / ".train.csv.00000000ffff.tmp"]
+    for path in stale:
+        path.write_text("fname,summary\ntest_0,half")
+    mine = run_dir / ".my-notes.tmp"
+    mine.write_text("not the pipeline's")
+    again = run_cli([*args, "--resume"])
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert not any(p.exists() for p in stale) and mine.exists()
+    assert "removed 3 temp file(s) that interrupted writes of this run left" in again.stderr
