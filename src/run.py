@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MODEL_STAGES = ("augment", "train", "infer")  # the stages that may load model.name (augment: a local generator)
 SAVED_CONFIG = "config.yaml"
+OWNER_FILE = ".run_folder"  # in model/<run>, data/clean/<run>, data/augmented/<run>: the output folder of the run
 
 
 def config_yaml(cfg: Config) -> str:
@@ -151,6 +152,27 @@ def run_folders(ctx: RunContext) -> list[Path]:
     return [ctx.run_dir, ctx.model_dir, ctx.clean_dir, ctx.aug_dir]
 
 
+def claim_folders(ctx: RunContext) -> None:
+    """Mark the run's model and data folders as this run's (``.run_folder``: its output folder); UserError when one
+    belongs to a run of the same name in another ``paths.output_dir`` that still exists (it would train into, or
+    score, the other run's checkpoints). Called with every folder locked."""
+    mine = str(ctx.run_dir.resolve())
+    problems = []
+    for folder in run_folders(ctx)[1:]:
+        try:
+            owner = (folder / OWNER_FILE).read_text(encoding="utf-8").strip()
+        except OSError:
+            owner = ""
+        if owner and owner != mine and (Path(owner) / "manifest.json").is_file():
+            problems.append(f"{folder} holds the files of run {owner} (the same --run-name in another "
+                            "paths.output_dir); choose another --run-name, or give this run its own paths.model_dir, "
+                            "paths.clean_dir and paths.augmented_dir")
+    if problems:
+        raise UserError(*problems)
+    for folder in run_folders(ctx)[1:]:
+        atomic_write_text(folder / OWNER_FILE, mine + "\n")
+
+
 def _has_outputs(run_dir: Path) -> bool:
     return run_dir.is_dir() and any(p.name not in LOCK_FILES for p in run_dir.iterdir())
 
@@ -176,7 +198,8 @@ def prepare_run(cfg: Config, run_name: Optional[str], resume: bool, selected: tu
     if dry_run:
         return ctx
     if ctx.is_main:
-        ctx.lock = RunLock(ctx.run_dir).acquire()
+        ctx.lock = RunLock(*run_folders(ctx)).acquire()  # the model and data folders too: they are named by run name only
+        claim_folders(ctx)
     stale = remove_stale_temps(run_folders(ctx)) if resume and ctx.is_main else []
     (ctx.run_dir / "logs").mkdir(parents=True, exist_ok=True)
     add_file_handler(ctx.run_dir / "logs" / "pipeline.log")

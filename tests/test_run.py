@@ -164,3 +164,35 @@ def test_a_resume_removes_the_temp_files_its_killed_writes_left(tmp_path: Path) 
     assert again.returncode == 0, again.stderr[-2000:]
     assert not any(p.exists() for p in stale) and mine.exists()
     assert "removed 3 temp file(s) that interrupted writes of this run left" in again.stderr
+
+
+def _same_name_elsewhere(tmp_path: Path, output: str) -> list[str]:
+    shared = [f"paths.model_dir={tmp_path / 'model'}", f"paths.clean_dir={tmp_path / 'clean'}",
+              f"paths.augmented_dir={tmp_path / 'augmented'}"]
+    return ["--debug-small", "--run-name", "R", "--stages", "preprocess", f"paths.output_dir={tmp_path / output}",
+            *shared]
+
+
+def test_a_run_of_the_same_name_in_another_output_folder_cannot_use_a_locked_model_folder(tmp_path: Path) -> None:
+    lock = RunLock(tmp_path / "model" / "R").acquire()  # another run of name R, training now
+    try:
+        res = run_cli(_same_name_elsewhere(tmp_path, "output2"))
+    finally:
+        lock.release()
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert f"error: {tmp_path / 'model' / 'R'} is in use by process {os.getpid()}" in res.stderr
+    assert not (tmp_path / "clean" / "R" / "train.csv").exists(), "nothing written"
+
+
+@pytest.mark.slow
+def test_a_run_of_the_same_name_in_another_output_folder_never_takes_over_the_first_ones_files(tmp_path: Path) -> None:
+    first = run_cli(_same_name_elsewhere(tmp_path, "output1"))
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = (tmp_path / "clean" / "R" / "train.csv").stat().st_mtime_ns
+    second = run_cli(_same_name_elsewhere(tmp_path, "output2"))
+    assert second.returncode == 2 and "Traceback" not in second.stderr, second.stderr[-2000:]
+    assert (f"{tmp_path / 'clean' / 'R'} holds the files of run {tmp_path / 'output1' / 'R'} (the same --run-name "
+            "in another paths.output_dir)") in second.stderr
+    assert (tmp_path / "clean" / "R" / "train.csv").stat().st_mtime_ns == before
+    again = run_cli([*_same_name_elsewhere(tmp_path, "output1"), "--resume"])
+    assert again.returncode == 0, again.stderr[-2000:]
