@@ -196,3 +196,33 @@ def test_a_run_of_the_same_name_in_another_output_folder_never_takes_over_the_fi
     assert (tmp_path / "clean" / "R" / "train.csv").stat().st_mtime_ns == before
     again = run_cli([*_same_name_elsewhere(tmp_path, "output1"), "--resume"])
     assert again.returncode == 0, again.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_a_disk_full_during_a_checkpoint_save_is_one_line_naming_the_folder_and_the_stage_is_failed(
+        tmp_path: Path) -> None:
+    """The tokenizers library raises a plain Exception for ENOSPC, after part of the checkpoint is written."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import os\n"
+        "if os.environ.get('FAKE_TOKENIZERS_ENOSPC'):\n"
+        "    from transformers import Trainer\n"
+        "    def full(self, model, trial=None):\n"
+        "        folder = os.path.join(self.args.output_dir, f'checkpoint-{self.state.global_step}')\n"
+        "        os.makedirs(folder, exist_ok=True)\n"
+        "        with open(os.path.join(folder, 'adapter_model.safetensors'), 'wb') as fh:\n"
+        "            fh.write(b'x' * 4096)\n"
+        "        raise Exception('No space left on device (os error 28)')\n"
+        "    Trainer._save_checkpoint = full\n")
+    args = ["--debug-small", "--run-name", "full", "--stages", "preprocess,train", "training.max_steps=2",
+            "training.save_steps=1", "training.eval_steps=1", *tmp_paths(tmp_path)]
+    res = run_cli(args, env={"PYTHONPATH": f"{hook}{os.pathsep}{REPO}", "FAKE_TOKENIZERS_ENOSPC": "1"})
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-3000:]
+    (line,) = [x for x in res.stderr.splitlines() if x.startswith("error:")]
+    model_dir = tmp_path / "model" / "full"
+    assert line.startswith(f"error: stage train: cannot write {model_dir}: No space left on device (")
+    assert " free, and a checkpoint there takes about 4.0 KB" in line and "--resume" in line
+    entry = json.loads((tmp_path / "output" / "full" / "manifest.json").read_text())["stages"]["train"]
+    assert entry["status"] == "failed" and entry["error"] == line.removeprefix("error: ")
+    assert not (model_dir / "checkpoint-1").exists(), "the save that never completed is gone (it filled the disk)"

@@ -72,8 +72,10 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
         write(tmp)
         _fsync(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename in (None, str(tmp)):
+            exc.filename = str(path)  # the file the user knows (a write error carries no name at all)
         raise
     _fsync_dir(path.parent)
     return path
