@@ -65,7 +65,7 @@ def main(argv: Optional[list[str]] = None, prog: str = "python -m src.main") -> 
         if exc.errno not in WRITE_ERRNOS:
             raise
         where = exc.filename or "a file"
-        sys.stderr.write(f"error: cannot write {where}: {exc.strerror}; free space or fix the permissions there, "
+        sys.stderr.write(f"error: cannot write {printable(str(where))}: {exc.strerror}; free space or fix the permissions there, "
                          "then rerun with --resume (finished stages and checkpoints are kept)\n")
         return 2
     except KeyboardInterrupt:

@@ -226,3 +226,14 @@ def test_a_disk_full_during_a_checkpoint_save_is_one_line_naming_the_folder_and_
     entry = json.loads((tmp_path / "output" / "full" / "manifest.json").read_text())["stages"]["train"]
     assert entry["status"] == "failed" and entry["error"] == line.removeprefix("error: ")
     assert not (model_dir / "checkpoint-1").exists(), "the save that never completed is gone (it filled the disk)"
+
+
+@pytest.mark.parametrize("name", ["..", "../escape", "a/b", "run name", "x\x00y"])
+def test_a_run_name_that_is_not_a_plain_folder_name_is_refused(name: str) -> None:
+    """Probe scenario that held: no run name reaches outside paths.output_dir."""
+    from src.errors import UserError
+    from src.run import check_run_name
+
+    with pytest.raises(UserError, match="use letters, digits"):
+        check_run_name(name)
+    assert check_run_name("exp-1_a.b") == "exp-1_a.b"

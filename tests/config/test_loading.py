@@ -146,3 +146,13 @@ def test_a_nested_key_given_twice_is_an_error_too(tmp_path: Path) -> None:
     bad.write_text("training:\n  learning_rate: 1.0e-4\n  learning_rate: 2.0e-4\n")
     with pytest.raises(UserError, match=r"key 'learning_rate' is given twice \(lines 2 and 3\)"):
         load_config(bad, [])
+
+
+def test_a_yaml_tag_that_would_run_code_is_refused_not_run(tmp_path: Path) -> None:
+    """Probe scenario that held: a python tag in a config is a syntax error naming the file, nothing runs."""
+    marker = tmp_path / "ran"
+    bad = tmp_path / "tag.yaml"
+    bad.write_text(f"seed: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(UserError, match=f"{bad}: not valid YAML"):
+        load_config(bad, [])
+    assert not marker.exists()
