@@ -145,6 +145,8 @@ def tune_generation(cfg: Config, checkpoint: Path, dev_path: Path, pool_path: Op
     score = reference_scorer(dict(zip(dev["fname"].astype(str), dev["summary"].astype(str))),
                              cfg.evaluation.tokenizer)
     settings = candidates(cfg.tune, cfg.seed)
+    log.info("tune: %d setting(s) searched on %d tuning row(s) of dev's %d; the reported dev score is on the other %d",
+             len(settings), len(rows), len(dev), len(dev) - len(rows))
     generate = _generator(run_cfg, predictor, dev, JsonlJournal(outputs["journal"]))
     trials = search(settings, rows, cfg.tune, generate, score)
     write_results(trials, run_cfg, outputs)
