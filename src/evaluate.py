@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Optional
 
-from src.utils.errors import UserError
+from src.utils.errors import UserError, printable
 
 TOKENIZER_CHOICES = ("mecab", "kiwi", "whitespace")  # mirrors src.evaluation.TOKENIZERS without importing pandas
 ALL = "all"
@@ -53,7 +53,7 @@ def main(argv: Optional[list[str]] = None, prog: str = "python -m src.evaluate")
             out_dir = os.path.join(args.out, tokenizer) if args.out and args.tokenizer == ALL else args.out
             results[tokenizer] = evaluate_files(args.pred, args.ref, tokenizer=tokenizer, out_dir=out_dir)
     except UserError as err:
-        sys.stderr.write("".join(f"error: {problem}\n" for problem in err.problems))
+        sys.stderr.write("".join(f"error: {printable(problem)}\n" for problem in err.problems))
         return 2
     sys.stdout.write(json.dumps(results if args.tokenizer == ALL else results[args.tokenizer]) + "\n")
     return 0

@@ -15,9 +15,9 @@ from typing import Optional
 from src.cli import flag_values, parse_args, stage_choice
 from src.ensemble import main as ensemble_main
 from src.evaluate import main as evaluate_main
-from src.utils.errors import UserError
+from src.utils.errors import UserError, printable
 from src.utils.logging_setup import setup_logging
-from src.utils.secrets import load_dotenv_once
+from src.utils.secrets import add_secret_name, check_secrets, load_dotenv_once
 
 log = logging.getLogger("src.main")
 
@@ -37,6 +37,8 @@ def main(argv: Optional[list[str]] = None, prog: str = "python -m src.main") -> 
 
         cfg, run_name = configure(args.config, args.overrides, args.debug_small, flag_values(args), args.run_name,
                                   args.resume)
+        add_secret_name(cfg.augmentation.api.api_key_env)
+        check_secrets()
         if args.print_config:
             sys.stdout.write(config_yaml(cfg))
             return 0
@@ -59,13 +61,13 @@ def main(argv: Optional[list[str]] = None, prog: str = "python -m src.main") -> 
         return 0
     except UserError as exc:
         for problem in exc.problems:
-            sys.stderr.write(f"error: {problem}\n")
+            sys.stderr.write(f"error: {printable(problem)}\n")
         return 2
     except OSError as exc:
         if exc.errno not in WRITE_ERRNOS:
             raise
         where = exc.filename or "a file"
-        sys.stderr.write(f"error: cannot write {where}: {exc.strerror}; free space or fix the permissions there, "
+        sys.stderr.write(f"error: cannot write {printable(str(where))}: {exc.strerror}; free space or fix the permissions there, "
                          "then rerun with --resume (finished stages and checkpoints are kept)\n")
         return 2
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ together (``check_stages``); a stage whose inputs cannot exist stops the run too
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -26,7 +27,8 @@ from src.config import Config
 from src.context import Producer, RunContext
 from src.utils.errors import StageSkipped, UserError
 from src.stages import OPT_IN, SKIP_FLAGS, STAGE_NAMES, augment, evaluate, infer, merge, preprocess, rl, train, tune
-from src.models.checkpoint import content_digest
+from src.models.checkpoint import FINGERPRINT_FILE, checkpoints, content_digest
+from src.utils.disk import disk_full_line, is_disk_full, size_of, written_file
 from src.utils.io import stage_fingerprint
 
 log = logging.getLogger(__name__)
@@ -211,6 +213,10 @@ def _run_one(ctx: RunContext, stage: Stage, fp: str) -> None:
         status, extra = "skipped", {"reason": skip.reason, **skip.fields}
         log.warning("stage %s: skipped: %s; --resume runs it again once that is fixed", stage.name, skip.reason)
     except BaseException as exc:
+        if is_disk_full(exc) and not isinstance(exc, UserError):  # tokenizers raises a plain Exception for ENOSPC
+            full = disk_full_error(ctx, stage.name, exc)
+            _record_failure(ctx, stage, full, fp, time.perf_counter() - start)
+            raise full from None
         _record_failure(ctx, stage, exc, fp, time.perf_counter() - start)
         raise
     seconds = round(time.perf_counter() - start, 2)
@@ -219,6 +225,30 @@ def _run_one(ctx: RunContext, stage: Stage, fp: str) -> None:
         ctx.manifest.record(stage.name, status=status, seconds=seconds, outputs=outputs, fingerprint=fp, **extra)
     if status == "done":
         log.info("stage %s: done in %.1fs", stage.name, seconds)
+
+
+CHECKPOINT_STAGES = {"train": ("", "paths.model_dir"), "rl": ("rl", "paths.model_dir")}  # subfolder of model/<run>
+
+
+def disk_full_error(ctx: RunContext, stage: str, exc: BaseException) -> UserError:
+    """The one line of a full disk: a checkpointing stage names its checkpoint folder and the size of a checkpoint,
+    any other the file it was writing (or its run folder). A save that never completed (``checkpoint-N`` without
+    its record) is removed first: resume could never use it, and the manifest needs the room."""
+    if stage not in CHECKPOINT_STAGES:
+        where = written_file(exc) or ctx.run_dir
+        keys = {ctx.model_dir: "paths.model_dir", ctx.clean_dir: "paths.clean_dir", ctx.aug_dir: "paths.augmented_dir"}
+        key = next((k for folder, k in keys.items() if folder in where.parents), "paths.output_dir")
+        return UserError(disk_full_line(stage, where, None, key))
+    sub, key = CHECKPOINT_STAGES[stage]
+    folder = ctx.model_dir / sub if sub else ctx.model_dir
+    found = checkpoints(folder) if folder.is_dir() and ctx.is_main else []
+    complete = [c for c in found if (c / FINGERPRINT_FILE).is_file()]
+    unfinished = [c for c in found if not (c / FINGERPRINT_FILE).is_file()]
+    needed = max([size_of(c) for c in complete[:1] + unfinished], default=0)
+    for partial in unfinished:
+        log.warning("removing %s: its save never completed (the disk filled up), so no resume could use it", partial)
+        shutil.rmtree(partial, ignore_errors=True)
+    return UserError(disk_full_line(stage, folder, needed or None, key))
 
 
 def _record_failure(ctx: RunContext, stage: Stage, exc: BaseException, fp: str, seconds: float) -> None:

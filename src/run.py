@@ -19,6 +19,7 @@ import yaml
 
 from src.cli import StageChoice
 from src.config import Config, load_config, resolve_path, to_dict
+from src.config.loading import read_yaml
 from src.config.resources import find_config
 from src.context import RunContext
 from src.data.sources import preflight_problems
@@ -28,7 +29,7 @@ from src.pipeline import STAGE_NAMES, attach, check_inputs, check_stages, plan
 from src.stages.augment import spend_line
 from src.stages.infer import settings_lines
 from src.utils.errors import UserError
-from src.utils.io import atomic_write_text
+from src.utils.io import atomic_write_text, remove_stale_temps
 from src.utils.lock import LOCK_FILES, RunLock
 from src.utils.logging_setup import add_file_handler
 from src.utils.threads import apply_threads
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 MODEL_STAGES = ("augment", "train", "infer")  # the stages that may load model.name (augment: a local generator)
 SAVED_CONFIG = "config.yaml"
+OWNER_FILE = ".run_folder"  # in model/<run>, data/clean/<run>, data/augmented/<run>: the output folder of the run
 
 
 def config_yaml(cfg: Config) -> str:
@@ -84,7 +86,13 @@ def configure(config_path: Optional[str], overrides: list[str], debug_small: boo
     if not saved.is_file():
         log.warning("run %s has no %s: resuming with the config given on the command line", name, SAVED_CONFIG)
         return cfg, name
+    if not read_yaml(saved):  # the run wrote every key: an empty file would resume as all defaults
+        raise UserError(f"{saved}: the run's saved config is empty, so --resume cannot know how run {name} was "
+                        "configured; restore the file from a copy, or start a new run without --resume")
     resumed = load_config(saved, overrides, False, flags)
+    if ":***@" in resumed.augmentation.api.base_url:  # config.yaml is saved without a URL's password
+        log.warning("--resume: augmentation.api.base_url was saved without its password; pass "
+                    "augmentation.api.base_url=... again if this run still sends API requests")
     if config_path or debug_small:
         log.info("--resume: %s is the base; --config/--debug-small are not applied again", saved)
     changed = sorted(k.split("=", 1)[0] for k in overrides) + sorted(flags)
@@ -140,6 +148,32 @@ def preflight(ctx: RunContext) -> list[str]:
     return check_inputs(ctx) + check_stages(ctx)
 
 
+def run_folders(ctx: RunContext) -> list[Path]:
+    """Every folder this run writes: its output folder, its checkpoints, its cleaned and augmented data."""
+    return [ctx.run_dir, ctx.model_dir, ctx.clean_dir, ctx.aug_dir]
+
+
+def claim_folders(ctx: RunContext) -> None:
+    """Mark the run's model and data folders as this run's (``.run_folder``: its output folder); UserError when one
+    belongs to a run of the same name in another ``paths.output_dir`` that still exists (it would train into, or
+    score, the other run's checkpoints). Called with every folder locked."""
+    mine = str(ctx.run_dir.resolve())
+    problems = []
+    for folder in run_folders(ctx)[1:]:
+        try:
+            owner = (folder / OWNER_FILE).read_text(encoding="utf-8").strip()
+        except OSError:
+            owner = ""
+        if owner and owner != mine and (Path(owner) / "manifest.json").is_file():
+            problems.append(f"{folder} holds the files of run {owner} (the same --run-name in another "
+                            "paths.output_dir); choose another --run-name, or give this run its own paths.model_dir, "
+                            "paths.clean_dir and paths.augmented_dir")
+    if problems:
+        raise UserError(*problems)
+    for folder in run_folders(ctx)[1:]:
+        atomic_write_text(folder / OWNER_FILE, mine + "\n")
+
+
 def _has_outputs(run_dir: Path) -> bool:
     return run_dir.is_dir() and any(p.name not in LOCK_FILES for p in run_dir.iterdir())
 
@@ -165,10 +199,15 @@ def prepare_run(cfg: Config, run_name: Optional[str], resume: bool, selected: tu
     if dry_run:
         return ctx
     if ctx.is_main:
-        ctx.lock = RunLock(ctx.run_dir).acquire()
+        ctx.lock = RunLock(*run_folders(ctx)).acquire()  # the model and data folders too: they are named by run name only
+        claim_folders(ctx)
+    stale = remove_stale_temps(run_folders(ctx)) if resume and ctx.is_main else []
     (ctx.run_dir / "logs").mkdir(parents=True, exist_ok=True)
     add_file_handler(ctx.run_dir / "logs" / "pipeline.log")
     log.info("run %s: stages %s%s", name, ", ".join(selected) or "(none)", " (resume)" if resume else "")
+    if stale:
+        log.info("removed %d temp file(s) that interrupted writes of this run left: %s", len(stale),
+                 ", ".join(str(p) for p in stale[:5]) + (f" (+{len(stale) - 5} more)" if len(stale) > 5 else ""))
     spend = spend_line(ctx)
     if spend:
         log.warning("%s", spend)

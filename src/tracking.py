@@ -23,7 +23,7 @@ import yaml
 from src.config import to_dict
 from src.context import RunContext
 from src.tracking_tables import final_records
-from src.train.trackers import trackers, wandb_mode
+from src.train.trackers import trackers, wandb_folder, wandb_mode
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def _open(name: str, ctx: RunContext) -> Optional[Any]:
 def _open_wandb(ctx: RunContext) -> Optional[WandbBackend]:
     import wandb
 
-    folder = ctx.run_dir
+    folder = wandb_folder(ctx.run_dir)
     mode = wandb_mode(folder)
     if mode == "disabled":
         return None

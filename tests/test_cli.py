@@ -30,3 +30,9 @@ def test_a_resuming_command_adds_skips_and_a_new_stages_list_replaces_the_select
         s for s in STAGE_NAMES if s not in ("augment", "tune"))
     again = StageChoice(("augment", "merge")).on_top_of(saved)
     assert again.selected() == ("augment", "merge") and again.debug_small
+
+
+@pytest.mark.parametrize("value", ["", " ", ","])
+def test_an_empty_stages_list_is_an_error_not_every_stage(value: str) -> None:
+    with pytest.raises(UserError, match="--stages .* names no stage; name at least one of preprocess"):
+        stage_choice(parse_args(["--stages", value]))

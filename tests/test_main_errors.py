@@ -140,3 +140,10 @@ def test_missing_vllm_is_reported_before_training(tmp_path: Path) -> None:
         pytest.skip("vllm is installed here")
     err = run_bad(tmp_path, debug_copy(tmp_path), "inference.backend=vllm")
     assert "vllm" in err.lower()
+
+
+def test_duplicate_yaml_key_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    cfg = tmp_path / "twice.yaml"
+    cfg.write_text("bases: [base.yaml]\ntraining:\n  learning_rate: 1.0e-4\ntraining:\n  max_steps: 5\n")
+    err = run_bad(tmp_path, debug_copy(tmp_path), "--config", str(cfg))
+    assert f"error: {cfg}: key 'training' is given twice (lines 2 and 4)" in err

@@ -23,7 +23,7 @@ def digest(path: Path) -> str:
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("resume")
-    env = {"WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    env = {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DIR": ""}  # the run folder, whatever the shell sets
     first = run_cli(["--debug-small", "--skip-augmentation", "--run-name", "R", "training.report_to=[wandb]",
                      *tmp_paths(root)], env=env)
     assert first.returncode == 0, first.stderr[-4000:]

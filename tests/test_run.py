@@ -134,3 +134,106 @@ def test_a_dry_run_that_would_pay_says_how_many_requests_and_the_cap(tmp_path: P
     assert "  inference.max_new_tokens = 48  (config)" in res.stdout and "inference.num_beams = 2  (command line)" in res.stdout
     free = run_cli(["--debug-small", "--dry-run", *tmp_paths(tmp_path)])
     assert free.returncode == 0 and "paid requests" not in free.stdout
+
+
+@pytest.mark.parametrize("text", ["", "\n# emptied\n"])
+def test_an_emptied_saved_config_is_an_error_not_all_defaults(tmp_path: Path, text: str) -> None:
+    run_dir = tmp_path / "output" / "gone"
+    run_dir.mkdir(parents=True)
+    (run_dir / "manifest.json").write_text(json.dumps({"run_name": "gone", "stages": {}}))
+    (run_dir / "config.yaml").write_text(text)
+    res = run_cli(["--run-name", "gone", "--resume", "--dry-run", *tmp_paths(tmp_path)])
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    (line,) = [x for x in res.stderr.splitlines() if x.startswith("error:")]
+    assert f"{run_dir / 'config.yaml'}: the run's saved config is empty" in line
+
+
+@pytest.mark.slow
+def test_a_resume_removes_the_temp_files_its_killed_writes_left(tmp_path: Path) -> None:
+    args = ["--debug-small", "--run-name", "tmp", "--stages", "preprocess", *tmp_paths(tmp_path)]
+    first = run_cli(args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    run_dir = tmp_path / "output" / "tmp"
+    stale = [run_dir / ".submission.csv.0123456789ab.tmp", run_dir / "logs" / ".train_curves.png.abcdef012345.tmp",
+             tmp_path / "clean" / "tmp" / ".train.csv.00000000ffff.tmp"]
+    for path in stale:
+        path.write_text("fname,summary\ntest_0,half")
+    mine = run_dir / ".my-notes.tmp"
+    mine.write_text("not the pipeline's")
+    again = run_cli([*args, "--resume"])
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert not any(p.exists() for p in stale) and mine.exists()
+    assert "removed 3 temp file(s) that interrupted writes of this run left" in again.stderr
+
+
+def _same_name_elsewhere(tmp_path: Path, output: str) -> list[str]:
+    shared = [f"paths.model_dir={tmp_path / 'model'}", f"paths.clean_dir={tmp_path / 'clean'}",
+              f"paths.augmented_dir={tmp_path / 'augmented'}"]
+    return ["--debug-small", "--run-name", "R", "--stages", "preprocess", f"paths.output_dir={tmp_path / output}",
+            *shared]
+
+
+def test_a_run_of_the_same_name_in_another_output_folder_cannot_use_a_locked_model_folder(tmp_path: Path) -> None:
+    lock = RunLock(tmp_path / "model" / "R").acquire()  # another run of name R, training now
+    try:
+        res = run_cli(_same_name_elsewhere(tmp_path, "output2"))
+    finally:
+        lock.release()
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert f"error: {tmp_path / 'model' / 'R'} is in use by process {os.getpid()}" in res.stderr
+    assert not (tmp_path / "clean" / "R" / "train.csv").exists(), "nothing written"
+
+
+@pytest.mark.slow
+def test_a_run_of_the_same_name_in_another_output_folder_never_takes_over_the_first_ones_files(tmp_path: Path) -> None:
+    first = run_cli(_same_name_elsewhere(tmp_path, "output1"))
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = (tmp_path / "clean" / "R" / "train.csv").stat().st_mtime_ns
+    second = run_cli(_same_name_elsewhere(tmp_path, "output2"))
+    assert second.returncode == 2 and "Traceback" not in second.stderr, second.stderr[-2000:]
+    assert (f"{tmp_path / 'clean' / 'R'} holds the files of run {tmp_path / 'output1' / 'R'} (the same --run-name "
+            "in another paths.output_dir)") in second.stderr
+    assert (tmp_path / "clean" / "R" / "train.csv").stat().st_mtime_ns == before
+    again = run_cli([*_same_name_elsewhere(tmp_path, "output1"), "--resume"])
+    assert again.returncode == 0, again.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_a_disk_full_during_a_checkpoint_save_is_one_line_naming_the_folder_and_the_stage_is_failed(
+        tmp_path: Path) -> None:
+    """The tokenizers library raises a plain Exception for ENOSPC, after part of the checkpoint is written."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import os\n"
+        "if os.environ.get('FAKE_TOKENIZERS_ENOSPC'):\n"
+        "    from transformers import Trainer\n"
+        "    def full(self, model, trial=None):\n"
+        "        folder = os.path.join(self.args.output_dir, f'checkpoint-{self.state.global_step}')\n"
+        "        os.makedirs(folder, exist_ok=True)\n"
+        "        with open(os.path.join(folder, 'adapter_model.safetensors'), 'wb') as fh:\n"
+        "            fh.write(b'x' * 4096)\n"
+        "        raise Exception('No space left on device (os error 28)')\n"
+        "    Trainer._save_checkpoint = full\n")
+    args = ["--debug-small", "--run-name", "full", "--stages", "preprocess,train", "training.max_steps=2",
+            "training.save_steps=1", "training.eval_steps=1", *tmp_paths(tmp_path)]
+    res = run_cli(args, env={"PYTHONPATH": f"{hook}{os.pathsep}{REPO}", "FAKE_TOKENIZERS_ENOSPC": "1"})
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-3000:]
+    (line,) = [x for x in res.stderr.splitlines() if x.startswith("error:")]
+    model_dir = tmp_path / "model" / "full"
+    assert line.startswith(f"error: stage train: cannot write {model_dir}: No space left on device (")
+    assert " free, and a checkpoint there takes about 4.0 KB" in line and "--resume" in line
+    entry = json.loads((tmp_path / "output" / "full" / "manifest.json").read_text())["stages"]["train"]
+    assert entry["status"] == "failed" and entry["error"] == line.removeprefix("error: ")
+    assert not (model_dir / "checkpoint-1").exists(), "the save that never completed is gone (it filled the disk)"
+
+
+@pytest.mark.parametrize("name", ["..", "../escape", "a/b", "run name", "x\x00y"])
+def test_a_run_name_that_is_not_a_plain_folder_name_is_refused(name: str) -> None:
+    """Probe scenario that held: no run name reaches outside paths.output_dir."""
+    from src.utils.errors import UserError
+    from src.run import check_run_name
+
+    with pytest.raises(UserError, match="use letters, digits"):
+        check_run_name(name)
+    assert check_run_name("exp-1_a.b") == "exp-1_a.b"

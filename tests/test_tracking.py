@@ -110,3 +110,29 @@ def test_the_tensorboard_backend_writes_config_scalars_and_tables(tmp_path: Path
     tracker._each("table", "predictions", pd.DataFrame({"fname": ["a"], "prediction": ["x|y"]}))
     tracker._each("close", True)
     assert tracker.backends == [backend] and list(tmp_path.glob("events.out.tfevents.*"))
+
+
+def _open_with_fake_wandb(monkeypatch, run_dir: Path) -> dict:
+    import sys
+    from types import SimpleNamespace
+
+    seen: dict = {}
+    fake = SimpleNamespace(init=lambda **kwargs: seen.update(kwargs) or SimpleNamespace())
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    manifest = SimpleNamespace(data={}, save=lambda: None)
+    cfg = load_config(None, ["training.report_to=wandb"])
+    ctx = SimpleNamespace(run_dir=run_dir, run_name=run_dir.name, manifest=manifest, cfg=cfg)
+    tracking._open_wandb(ctx)  # type: ignore[arg-type]
+    return seen
+
+
+def test_a_users_wandb_dir_is_respected_and_the_run_folder_is_the_default(no_wandb_env: Path, monkeypatch,
+                                                                           tmp_path: Path) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    mine = tmp_path / "my-wandb"
+    monkeypatch.setenv("WANDB_DIR", str(mine))
+    assert _open_with_fake_wandb(monkeypatch, tmp_path / "run1")["dir"] == str(mine)
+    assert tracking.os.environ["WANDB_DIR"] == str(mine)
+    monkeypatch.delenv("WANDB_DIR")
+    assert _open_with_fake_wandb(monkeypatch, tmp_path / "run2")["dir"] == str(tmp_path / "run2")
+    assert _open_with_fake_wandb(monkeypatch, tmp_path / "run3")["dir"] == str(tmp_path / "run3")  # not run2's

@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional
 from src.augment.chat import ChatRequest, ChatResult, Ledger, progress_bar
 from src.augment.journal import ResponseJournal, in_request_order, journal_record, request_key, split_by_journal
 from src.config import ApiConfig
+from src.utils.secrets import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ class LLMClient:
         self.fatal: Optional[str] = None  # one line for the user when the server refused us (bad key, wrong URL)
 
     def __repr__(self) -> str:
-        return f"LLMClient(base_url={self.api.base_url!r}, model={self.api.model!r})"  # no key
+        return f"LLMClient(base_url={redact_url(self.api.base_url)!r}, model={self.api.model!r})"  # no key
 
     def params(self, req: ChatRequest) -> dict[str, Any]:
         """Generation parameters sent with ``req`` (and hashed into its journal key)."""
@@ -174,7 +175,7 @@ class LLMClient:
         keys = [self.key(r) for r in requests]
         done, todo = split_by_journal(requests, keys, self.journal, self.ledger)
         logger.info("augmentation: %d requests to %s (%d answered earlier, in the journal)", len(todo),
-                    self.api.base_url, len(done))
+                    redact_url(self.api.base_url), len(done))
         self._total = len(todo)
         bar = progress_bar(len(done) + len(todo), progress, f"LLM {self.api.model}")
         bar.update(len(done))
@@ -256,7 +257,7 @@ class LLMClient:
         if failure.fatal and not self._stop_reason:
             self._stop_reason = f"aborted_after_{failure.reason}"
             status = failure.reason.removeprefix("http_")
-            self.fatal = (f"the augmentation API at {self.api.base_url} answered HTTP {status} to the first request: "
+            self.fatal = (f"the augmentation API at {redact_url(self.api.base_url)} answered HTTP {status} to the first request: "
                           f"check the key in {self.api.api_key_env} (environment or .env), augmentation.api.base_url "
                           f"and augmentation.api.model ({self.api.model}); nothing else was sent")
 

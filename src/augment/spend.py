@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 
 from src.augment.requests import resolve_count
 from src.config import AugmentationConfig
+from src.utils.secrets import redact_url
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
 
@@ -40,6 +41,6 @@ def spend_notice(aug: AugmentationConfig, n_train: Optional[int], key_present: b
            f"{api.price_output_per_1m:g} out per million tokens)" if api.max_cost > 0
            else "NO spend cap (augmentation.api.max_cost=0)")
     key = "" if key_present else f"; no key in {api.api_key_env} now, so the stage will skip them"
-    return (f"augment: up to {' + '.join(parts)} = paid requests to {api.base_url} ({api.model}), {cap}; answers "
+    return (f"augment: up to {' + '.join(parts)} = paid requests to {redact_url(api.base_url)} ({api.model}), {cap}; answers "
             f"already in the journal are not paid again{key}. To send none: --skip-augmentation or "
             "augmentation.num_paraphrase=0 augmentation.num_synthetic=0")

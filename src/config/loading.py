@@ -152,6 +152,44 @@ def _is_dict_leaf(key: str) -> bool:
     return entry is not None and (entry[0] is dict or typing.get_origin(entry[0]) is dict)
 
 
+class DuplicateKey(Exception):
+    """A mapping key given twice in one YAML file (its two line numbers, 1-based)."""
+
+    def __init__(self, key: Any, first: int, second: int) -> None:
+        self.key, self.first, self.second = key, first, second
+        super().__init__(f"key {key!r} on lines {first} and {second}")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last one silently,
+    so a second ``training:`` block would drop every key of the first)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    first_line: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        line = key_node.start_mark.line + 1
+        if isinstance(key, (str, int, float, bool)) and key in first_line:
+            raise DuplicateKey(key, first_line[key], line)
+        if isinstance(key, (str, int, float, bool)):
+            first_line[key] = line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def load_yaml_text(text: str, where: str) -> Any:
+    """Parse YAML like ``yaml.safe_load``, but a key given twice in one mapping is a UserError naming it and both
+    lines (``where`` names the file)."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: no tags run code
+    except DuplicateKey as dup:
+        raise UserError(f"{where}: key '{dup.key}' is given twice (lines {dup.first} and {dup.second}); the second "
+                        "would silently replace the first: merge the two into one") from None
+
+
 def read_yaml(path: Path, _seen: Optional[set] = None) -> dict[str, Any]:
     """Read a config YAML into flat 'a.b' keys, following its ``bases:`` list first."""
     path = Path(path)
@@ -162,7 +200,7 @@ def read_yaml(path: Path, _seen: Optional[set] = None) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"{path}: config file not found; pass an existing file to --config")
     try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+        tree = load_yaml_text(path.read_text(encoding="utf-8-sig"), str(path)) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the syntax") from None
     if not isinstance(tree, dict):
@@ -299,13 +337,16 @@ def load_config(path: Optional[Path], overrides: list[str], debug_small: bool = 
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
-    """The resolved config as plain YAML-friendly data (tuples become lists)."""
+    """The resolved config as plain YAML-friendly data (tuples become lists); the password of a URL with
+    ``user:password@`` in it (``augmentation.api.base_url``) becomes ``***``, since this is what is printed and saved."""
+    from src.utils.secrets import redact_url
+
     def plain(v: Any) -> Any:
         if isinstance(v, tuple):
             return [plain(x) for x in v]
         if isinstance(v, dict):
             return {k: plain(x) for k, x in v.items()}
-        return v
+        return redact_url(v) if isinstance(v, str) and "@" in v else v
     return {k: (to_dict(v) if dataclasses.is_dataclass(v) else plain(v))
             for k, v in ((f.name, getattr(cfg, f.name)) for f in dataclasses.fields(cfg))}
 

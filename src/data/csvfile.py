@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 import pandas as pd
 
-from src.utils.errors import UserError
+from src.utils.errors import UserError, shown
 
 MAX_LISTED = 20
 
@@ -74,6 +74,10 @@ def _records(path: Path, text: str) -> tuple[list[str], list[tuple[int, list[str
 def _header_problems(path: Path, header: list[str]) -> list[str]:
     seen, problems = set(), []
     for name in header:
+        if "\x00" in name:
+            problems.append(f"{path}: line 1: the header holds a NUL byte (an Excel lock file ~$..., or not a CSV); "
+                            "pass the CSV itself, saved as plain text")
+            break
         if name in seen:
             problems.append(f"{path}: line 1: column {name!r} appears more than once in the header; rename or drop "
                             "the duplicate (it would be read as another column silently)")
@@ -92,11 +96,11 @@ def _row_problems(path: Path, header: list[str], records: list[tuple[int, list[s
             continue
         for name, cell in zip(header, fields):
             if "\x00" in cell:
-                problems.append(f"{path}: line {line}: column {name} holds a NUL byte; re-save the file as plain text")
+                problems.append(f"{path}: line {line}: column {shown(name)} holds a NUL byte; re-save the file as plain text")
             elif row_start is not None and "\n" in cell and row_start.search(cell):
                 found = row_start.search(cell)
                 assert found is not None
-                problems.append(f"{path}: line {line}: column {name} holds what looks like the start of another row "
+                problems.append(f"{path}: line {line}: column {shown(name)} holds what looks like the start of another row "
                                 f"({found.group(1)!r}): a stray quote (\") merged rows; remove it or write it as \"\"")
         if len(problems) >= MAX_LISTED:
             break

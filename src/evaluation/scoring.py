@@ -7,7 +7,7 @@ from typing import Any, Sequence, Union
 
 import pandas as pd
 
-from src.utils.errors import UserError
+from src.utils.errors import UserError, shown
 from src.evaluation.morphemes import DEFAULT_TOKENIZER, TOKENIZERS, as_text, prepare_texts
 from src.evaluation.rouge_compat import ZERO, Scores, rouge_f1
 
@@ -79,9 +79,9 @@ def reference_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def _listing(names: Sequence[str]) -> str:
-    shown = ", ".join(names[:LISTED_AT_MOST])
+    listed = ", ".join(map(shown, names[:LISTED_AT_MOST]))
     hidden = len(names) - LISTED_AT_MOST
-    return f"{shown} (+{hidden} more)" if hidden > 0 else shown
+    return f"{listed} (+{hidden} more)" if hidden > 0 else listed
 
 
 def _column_problems(pred: pd.DataFrame, ref: pd.DataFrame, pred_name: str, ref_name: str) -> list[str]:
@@ -117,9 +117,17 @@ def _fname_problems(pred_ids: pd.Series, ref_ids: pd.Series, pred_name: str, ref
     return problems
 
 
-def _fnames(frame: pd.DataFrame) -> pd.Series:
-    # Stray spaces around an id are a formatting accident, not a different dialogue.
-    return frame["fname"].map(as_text).str.strip().reset_index(drop=True)
+def _fnames(frame: pd.DataFrame, name: str = "") -> pd.Series:
+    # Stray spaces around an id are a formatting accident, not a different dialogue: matched without them, with a
+    # warning, since the leaderboard matches fnames exactly
+    raw = frame["fname"].map(as_text).reset_index(drop=True)
+    ids = raw.str.strip()
+    padded = raw[raw != ids].tolist()
+    if padded:
+        log.warning("%s: %d fname(s) have spaces at either end (%s); matched without them here, but the leaderboard "
+                    "matches fnames exactly: remove the spaces in the file", name or "fname column", len(padded),
+                    _listing(padded))
+    return ids
 
 
 def per_row_frame(ids: pd.Series, scores: list[Scores], texts: dict[str, list[str]]) -> pd.DataFrame:
@@ -161,7 +169,7 @@ def score_frames(
     problems = _column_problems(pred, ref, pred_name, ref_name)
     if problems:
         raise UserError(*problems)
-    pred_ids, ref_ids = _fnames(pred), _fnames(ref)
+    pred_ids, ref_ids = _fnames(pred, pred_name), _fnames(ref, ref_name)
     problems = _fname_problems(pred_ids, ref_ids, pred_name, ref_name)
     if problems:
         raise UserError(*problems)

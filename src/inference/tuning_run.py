@@ -65,9 +65,17 @@ def _value_problems(cfg: Config, key: str, values: list, where: str) -> list[str
 
 
 def tuning_rows(dev: pd.DataFrame, n: int, seed: int) -> list[str]:
-    """The dev fnames set aside for tuning (seeded; at least one dev row is left for the reported score)."""
-    n = max(1, min(n, len(dev) - 1))
-    return dev["fname"].astype(str).sample(n=n, random_state=seed).tolist()
+    """The dev fnames set aside for tuning (seeded; at least one dev row is left for the reported score).
+
+    ``tune.rows`` above what dev can spare is cut, with a warning that says what is searched and on how
+    many rows the reported dev score then rests.
+    """
+    take = max(1, min(n, len(dev) - 1))
+    if take < n:
+        log.warning("tune.rows = %d but dev has %d rows: the search runs on %d of them and the reported dev score "
+                    "rests on the %d row(s) left; set tune.rows to at most half of dev (%d) for a score worth reading",
+                    n, len(dev), take, len(dev) - take, max(2, len(dev) // 2))
+    return dev["fname"].astype(str).sample(n=take, random_state=seed).tolist()
 
 
 def excluded_rows(path: Optional[Path]) -> set[str]:
@@ -152,6 +160,8 @@ def tune_generation(cfg: Config, settings: InferenceSettings, dev_path: Path,
     references = dict(zip(dev["fname"].astype(str), dev["summary"].astype(str)))
     score = reference_scorer(references, cfg.evaluation.tokenizer)
     space = candidates(cfg.tune, cfg.seed)
+    log.info("tune: %d setting(s) searched on %d tuning row(s) of dev's %d; the reported dev score is on the other %d",
+             len(space), len(rows), len(dev), len(dev) - len(rows))
     generate = _generator(run_cfg, predictor, dev, JsonlJournal(outputs["journal"]), journal_key(settings, dev_path))
     trials = search(space, rows, cfg.tune, generate, score)
     trials, baseline = score_baseline(trials, baseline_setting(run_cfg, sorted(cfg.tune.space)), rows, generate, score)

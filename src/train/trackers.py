@@ -9,6 +9,7 @@ import netrc
 import os
 import socket
 from pathlib import Path
+from typing import Optional
 from urllib.parse import urlparse
 
 from src.config import Config
@@ -46,9 +47,24 @@ def reachable(url: str, timeout: float = 3.0) -> bool:
         return False
 
 
+_own_wandb_dir: Optional[str] = None  # the WANDB_DIR this process set itself (a user's own is never replaced)
+
+
+def wandb_folder(default: Path) -> Path:
+    """Where wandb writes: the user's ``WANDB_DIR`` when set, else ``default`` (the run folder), which then becomes
+    ``WANDB_DIR`` so the Trainer's callback agrees (and is replaced by the next run's folder in this process)."""
+    global _own_wandb_dir
+    given = os.environ.get("WANDB_DIR", "").strip()
+    if given and given != _own_wandb_dir:
+        return Path(given).expanduser()
+    _own_wandb_dir = os.environ["WANDB_DIR"] = str(default)
+    return Path(default)
+
+
 def wandb_mode(wandb_dir: Path) -> str:
-    """online, offline or disabled; also set as ``WANDB_MODE`` and ``WANDB_DIR`` so the Trainer's callback agrees."""
-    os.environ.setdefault("WANDB_DIR", str(wandb_dir))
+    """online, offline or disabled; also set as ``WANDB_MODE`` (and ``WANDB_DIR``, unless the user set it: see
+    ``wandb_folder``) so the Trainer's callback agrees."""
+    wandb_dir = wandb_folder(wandb_dir)
     mode = os.environ.get("WANDB_MODE", "").strip().lower()
     if mode in ("disabled", "offline", "dryrun"):
         return "offline" if mode == "dryrun" else mode

@@ -24,3 +24,18 @@ class UserError(Exception):
     def __init__(self, *problems: str) -> None:
         self.problems = [p for p in problems if p]
         super().__init__("\n".join(self.problems))
+
+
+_CONTROL = "".join(map(chr, [*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F]))  # tab and newline stay
+_ESCAPES = {ord(c): f"\\x{ord(c):02x}" for c in _CONTROL}
+
+
+def printable(line: str) -> str:
+    """``line`` safe to print: a NUL, escape code or carriage return from a user's file becomes ``\\xNN``."""
+    return line.translate(_ESCAPES)
+
+
+def shown(name: str) -> str:
+    """A name from a user's file (an fname, a column) as an error line shows it: quoted with its escapes when it
+    holds a control character or spaces at either end, else as it is."""
+    return repr(name) if name != name.strip() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name) else name

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shutil
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
@@ -18,9 +20,30 @@ if TYPE_CHECKING:  # pandas is imported only by the function that writes a frame
     import pandas as pd
 
 
+TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")  # what temp_path names: .NAME.<12 hex>.tmp
+
+
 def temp_path(path: Path) -> Path:
     """A fresh hidden name next to ``path`` (same folder, so the final rename is atomic)."""
     return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+def remove_stale_temps(folders: Iterable[Path]) -> list[Path]:
+    """Delete the temp files (and temp folders) of ``temp_path`` that killed writes left under ``folders``; the
+    paths removed. Call it only while holding the lock of every one of them, so no live write loses its file."""
+    removed = []
+    for folder in folders:
+        if not Path(folder).is_dir():
+            continue
+        for path in sorted(Path(folder).rglob(".*.tmp"), key=lambda p: len(p.parts)):
+            if not TEMP_NAME.match(path.name) or not os.path.lexists(path):
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(path)
+    return removed
 
 
 def _fsync(path: Path) -> None:
@@ -49,8 +72,10 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
         write(tmp)
         _fsync(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename in (None, str(tmp)):
+            exc.filename = str(path)  # the file the user knows (a write error carries no name at all)
         raise
     _fsync_dir(path.parent)
     return path

@@ -50,12 +50,16 @@ class JsonlJournal:
         if not text:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as fh:
-            if self._ends_torn():
-                fh.write("\n")  # a killed writer may have left a last line without "\n"
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with self.path.open("a", encoding="utf-8") as fh:
+                if self._ends_torn():
+                    fh.write("\n")  # a killed writer may have left a last line without "\n"
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            exc.filename = exc.filename or str(self.path)  # a full disk names the journal, not "a file"
+            raise
 
     def rewrite(self, records: Iterable[dict[str, Any]]) -> None:
         """Replace the file with exactly ``records`` (atomically); no records removes it."""

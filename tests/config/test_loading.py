@@ -130,3 +130,29 @@ def test_no_shipped_config_sends_paid_requests_unasked(path: Path) -> None:
 
     cfg = load_config(path, [])
     assert not sends_paid_requests(cfg.augmentation) and cfg.augmentation.api.max_cost > 0
+
+
+def test_a_key_given_twice_names_the_key_and_both_lines(tmp_path: Path) -> None:
+    bad = tmp_path / "twice.yaml"
+    bad.write_text("training:\n  learning_rate: 1.0e-4\nseed: 3\ntraining:\n  max_steps: 5\n")
+    with pytest.raises(UserError) as err:
+        load_config(bad, [])
+    assert str(err.value) == (f"{bad}: key 'training' is given twice (lines 1 and 4); the second would silently "
+                              "replace the first: merge the two into one")
+
+
+def test_a_nested_key_given_twice_is_an_error_too(tmp_path: Path) -> None:
+    bad = tmp_path / "twice.yaml"
+    bad.write_text("training:\n  learning_rate: 1.0e-4\n  learning_rate: 2.0e-4\n")
+    with pytest.raises(UserError, match=r"key 'learning_rate' is given twice \(lines 2 and 3\)"):
+        load_config(bad, [])
+
+
+def test_a_yaml_tag_that_would_run_code_is_refused_not_run(tmp_path: Path) -> None:
+    """Probe scenario that held: a python tag in a config is a syntax error naming the file, nothing runs."""
+    marker = tmp_path / "ran"
+    bad = tmp_path / "tag.yaml"
+    bad.write_text(f"seed: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(UserError, match=f"{bad}: not valid YAML"):
+        load_config(bad, [])
+    assert not marker.exists()

@@ -79,3 +79,27 @@ def test_a_predictions_file_with_a_stray_quote_stops_with_one_line_naming_it(tmp
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and f"{tmp_path / 'pred.csv'}: line" in lines[0], done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_fnames_with_spaces_at_either_end_are_matched_with_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "ref.csv").write_text("fname,summary\nd0,가 나\nd1,다 라\n", encoding="utf-8")
+    (tmp_path / "pred.csv").write_text('fname,summary\n" d0",가 나\nd1 ,다 라\n', encoding="utf-8")
+    done = run_cli("--pred", str(tmp_path / "pred.csv"), "--ref", str(tmp_path / "ref.csv"), "--tokenizer", "whitespace")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["n"] == 2
+    assert (f"{tmp_path / 'pred.csv'}: 2 fname(s) have spaces at either end (' d0', 'd1 '); matched without them "
+            "here, but the leaderboard matches fnames exactly") in done.stderr
+
+
+def test_a_nul_byte_or_escape_code_never_reaches_the_terminal_raw(tmp_path: Path) -> None:
+    ref = tmp_path / "ref.csv"
+    ref.write_text("fname,summary\nd0,가\n", encoding="utf-8")
+    lock = tmp_path / "~$pred.csv"  # what Excel leaves beside an open file: a name, then NUL padding
+    lock.write_bytes(b"fname,sum\x00mary\nd0,\x00\x00\x00\n")
+    done = run_cli("--pred", str(lock), "--ref", str(ref), "--tokenizer", "whitespace")
+    assert done.returncode == 2 and "\x00" not in done.stderr
+    assert f"error: {lock}: line 1: the header holds a NUL byte" in done.stderr
+    (tmp_path / "pred.csv").write_text("fname,summary\nd0,가\nd\x1b[2J7,나\n", encoding="utf-8")
+    done = run_cli("--pred", str(tmp_path / "pred.csv"), "--ref", str(ref), "--tokenizer", "whitespace")
+    assert done.returncode == 2 and "\x1b" not in done.stderr
+    assert "1 fname(s) not in" in done.stderr and "'d\\x1b[2J7'" in done.stderr

@@ -76,3 +76,22 @@ def test_the_tuning_rows_file_is_read_strictly(tmp_path) -> None:
     rows.write_text("fname\ndev_1,dev_2\n", encoding="utf-8")
     with pytest.raises(UserError, match="line 2: 2 fields where the header has 1"):
         excluded_rows(rows)
+
+
+def test_tune_rows_above_the_dev_size_warns_what_is_searched(caplog) -> None:
+    import logging
+
+    import pandas as pd
+
+    from src.inference.tuning_run import tuning_rows
+
+    dev = pd.DataFrame({"fname": [f"dev_{i}" for i in range(5)]})
+    with caplog.at_level(logging.WARNING, logger="src.inference.tuning_run"):
+        rows = tuning_rows(dev, 100, 0)
+    assert len(rows) == 4
+    assert ("tune.rows = 100 but dev has 5 rows: the search runs on 4 of them and the reported dev score rests on "
+            "the 1 row(s) left") in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="src.inference.tuning_run"):
+        assert len(tuning_rows(dev, 2, 0)) == 2
+    assert caplog.text == ""

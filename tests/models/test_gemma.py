@@ -126,11 +126,9 @@ def test_turn_format_adds_bos_once_and_stops_at_end_of_turn(real_tok) -> None:
 def test_korean_dialogues_round_trip_through_the_real_tokenizer(real_tok) -> None:
     import pandas as pd
 
-    from tests.conftest import SHARED_DATA
+    from tests.conftest import SHARED_DATA, need_shared
 
-    path = SHARED_DATA / "dialogsum-ko" / "dev.csv"
-    if not path.is_file():
-        pytest.skip("../shared/data/dialogsum-ko/dev.csv not available")
+    path = need_shared(SHARED_DATA / "dialogsum-ko" / "dev.csv")
     texts = pd.read_csv(path)["dialogue"].head(50).tolist()
     assert all(real_tok.decode(real_tok(t, add_special_tokens=False)["input_ids"]) == t for t in texts)
 
@@ -139,7 +137,7 @@ def test_korean_dialogues_round_trip_through_the_real_tokenizer(real_tok) -> Non
 def test_left_padded_batched_generation_equals_one_at_a_time(gemma_dir: Path) -> None:
     """Inference pads on the left; with the mask, a short prompt in a batch generates as it does alone."""
     from src.config import InferenceConfig
-    from src.inference.predictor import TransformersEngine
+    from src.inference.engine import TransformersEngine
     from src.models.loading import load_causal_model, load_tokenizer
 
     cfg = real_cfg()

@@ -74,3 +74,20 @@ def test_one_hashing_primitive_keeps_every_existing_key_stable() -> None:
     setting = {"num_beams": 4, "length_penalty": 1.3}
     assert setting_id(setting) == hashlib.sha256(json.dumps(setting, sort_keys=True).encode()).hexdigest()[:10]
     assert json_digest({"b": 1, "a": 2}) == json_digest({"a": 2, "b": 1}) and len(json_digest([1])) == 16
+
+
+def test_stale_temps_of_killed_writes_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    from src.utils.io import remove_stale_temps, temp_path
+
+    half = temp_path(tmp_path / "submission.csv")
+    half.write_text("fname,summary\ntest_0,반쪽")
+    curves = temp_path(tmp_path / "logs" / "train_curves.png")
+    curves.parent.mkdir()
+    curves.write_bytes(b"\x89PNG")
+    folder = temp_path(tmp_path / "final_checkpoint")
+    (folder / "sub").mkdir(parents=True)
+    kept = [tmp_path / ".notes.tmp", tmp_path / "plain.abcdefabcdef.tmp", tmp_path / "submission.csv"]
+    for path in kept:
+        path.write_text("mine")
+    assert sorted(remove_stale_temps([tmp_path, tmp_path / "absent"])) == sorted([half, curves, folder])
+    assert all(p.exists() for p in kept) and not half.exists() and not curves.exists() and not folder.exists()

@@ -31,3 +31,18 @@ def test_the_entry_points_import_where_there_is_no_fcntl() -> None:
             "import filelock; print(filelock.FileLock.__name__)")
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_every_folder_is_locked_or_none(tmp_path: Path) -> None:
+    import os
+
+    held = RunLock(tmp_path / "model" / "R").acquire()
+    try:
+        with pytest.raises(UserError, match=f"model/R is in use by process {os.getpid()}.*same --run-name"):
+            RunLock(tmp_path / "output" / "R", tmp_path / "model" / "R").acquire()
+        RunLock(tmp_path / "output" / "R").acquire().release()  # the first folder's lock was let go again
+    finally:
+        held.release()
+    both = RunLock(tmp_path / "a", tmp_path / "a", tmp_path / "b").acquire()  # a folder named twice is locked once
+    assert [f.name for f in both.folders] == ["a", "b"]
+    both.release()
