@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -132,7 +133,7 @@ def test_a_users_wandb_dir_is_respected_and_the_run_folder_is_the_default(no_wan
     mine = tmp_path / "my-wandb"
     monkeypatch.setenv("WANDB_DIR", str(mine))
     assert _open_with_fake_wandb(monkeypatch, tmp_path / "run1")["dir"] == str(mine)
-    assert tracking.os.environ["WANDB_DIR"] == str(mine)
+    assert os.environ["WANDB_DIR"] == str(mine)
     monkeypatch.delenv("WANDB_DIR")
     assert _open_with_fake_wandb(monkeypatch, tmp_path / "run2")["dir"] == str(tmp_path / "run2")
     assert _open_with_fake_wandb(monkeypatch, tmp_path / "run3")["dir"] == str(tmp_path / "run3")  # not run2's
