@@ -2,7 +2,7 @@
 
 Parses, validates everything before the first model is loaded, then runs the stages in order.
 The installed command ``dialsum`` is the same (``dialsum [run] ...``), with ``dialsum evaluate ...``
-(``src.evaluate``) and ``dialsum ensemble ...`` (``src.ensemble``) beside it.
+(``src.evaluate``), ``dialsum ensemble ...`` (``src.ensemble``) and ``dialsum doctor ...`` (``src.doctor``) beside it.
 """
 from __future__ import annotations
 
@@ -71,11 +71,11 @@ def main(argv: Optional[list[str]] = None, prog: str = "python -m src.main") -> 
         return 130
 
 
-SUBCOMMANDS = ("run", "evaluate", "ensemble")
+SUBCOMMANDS = ("run", "evaluate", "ensemble", "doctor")
 
 
 def entry_point(argv: Optional[list[str]] = None) -> int:
-    """``dialsum``: ``dialsum [run] FLAGS`` runs the pipeline; ``dialsum evaluate|ensemble FLAGS`` the other tools."""
+    """``dialsum``: ``dialsum [run] FLAGS`` runs the pipeline; ``dialsum evaluate|ensemble|doctor FLAGS`` the other tools."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "run"
     rest = argv[1:] if argv and argv[0] in SUBCOMMANDS else argv
@@ -87,6 +87,10 @@ def entry_point(argv: Optional[list[str]] = None) -> int:
         from src.ensemble import main as ensemble_main
 
         return ensemble_main(rest, prog="dialsum ensemble")
+    if command == "doctor":
+        from src.doctor import main as doctor_main
+
+        return doctor_main(rest, prog="dialsum doctor")
     return main(rest, prog="dialsum")
 
 
