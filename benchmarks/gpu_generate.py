@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sys
 import tempfile
 import time
@@ -28,7 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-SHARED = REPO.parent / "shared"
+SHARED = Path(os.environ.get("DIALSUM_SHARED") or REPO.parent / "shared")  # tokenizers and data
 DATA = SHARED / "data" / "dialogsum-ko"
 TOKENIZER = SHARED / "tokenizers" / "solar-10.7b-instruct"
 SOLAR_SHAPE = dict(hidden_size=4096, num_hidden_layers=48, num_attention_heads=32, num_key_value_heads=8,

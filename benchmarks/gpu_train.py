@@ -21,6 +21,7 @@ import gc
 import importlib.util
 import json
 import logging
+import os
 import platform
 import statistics
 import sys
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DIALSUM_SHARED") or REPO.parent / "shared")  # tokenizers and data (../shared by default)
 
 SHAPES = {  # published configs of the seed models (shapes only)
     "solar-10.7b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=48, num_attention_heads=32,
@@ -60,7 +62,7 @@ def build_model(shape: str, folder: Path, smoke: bool) -> Path:
         model = LlamaForCausalLM(LlamaConfig(**spec))
     torch.set_default_dtype(torch.float32)
     model.save_pretrained(folder)
-    AutoTokenizer.from_pretrained(REPO.parent / "shared" / "tokenizers" / tok_name).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(SHARED / "tokenizers" / tok_name).save_pretrained(folder)
     return folder
 
 
@@ -156,7 +158,7 @@ def main() -> int:
     """Run the variants, print one line per variant, the projection, and the ratio last."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shape", choices=sorted(SHAPES), default="solar-10.7b")
-    p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "dialogsum-ko" / "dev.csv"))
+    p.add_argument("--data", default=str(SHARED / "data" / "dialogsum-ko" / "dev.csv"))
     p.add_argument("--steps", type=int, default=12, help="timed optimizer steps per variant")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     p.add_argument("--work", default="/tmp/gpu_train_bench")
