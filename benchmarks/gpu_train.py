@@ -100,7 +100,7 @@ def make_config(model_dir: Path, shape: str, steps: int, device: str, overrides:
                               f"prompt.max_prompt_tokens={SHAPES[shape]['max_prompt_tokens']}", *overrides])
 
 
-def encode(cfg, data: Path, rows: int | None = None):
+def encode(cfg, data: Path, limit: int | None = None):
     """Training rows from the real dialogues with the model's tokenizer and the project's prompt."""
     import pandas as pd
 
@@ -110,7 +110,7 @@ def encode(cfg, data: Path, rows: int | None = None):
     from src.train.sft import encode_frame
 
     df = pd.read_csv(data, dtype=str, keep_default_na=False)
-    df = df.head(rows) if rows else df
+    df = df.head(limit) if limit else df
     tok = load_tokenizer(cfg.model.name, cfg)
     builder = PromptBuilder(tok, cfg.prompt)
     rows = encode_frame(builder, ShotSelector(df, cfg.prompt, cfg.seed), df, cfg, False).rows
