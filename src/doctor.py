@@ -134,18 +134,21 @@ def architecture_config(cfg: Any) -> Optional[dict[str, Any]]:
     return model_config(cfg)
 
 
-def build_stand_in(cfg: Any, folder: Path) -> tuple[Optional[str], str]:
+def build_stand_in(cfg: Any, folder: Path) -> tuple[str, str]:
     """A 2-layer random model of model.name's architecture with its real tokenizer, saved in ``folder``.
 
-    Returns (the folder, what it is), or (None, why the tiny Llama stands in instead).
+    Returns (the model.name the smoke run uses, what it is): the folder, or ``tiny-debug`` (a tiny Llama, or a
+    tiny BART for model.type=seq2seq) when model.name's config.json is not on this machine.
     """
     from src.models.loading import DEBUG_NAME, model_location
 
-    if cfg.model.name == DEBUG_NAME or cfg.model.type != "causal":
-        return None, "the tiny debug model"
+    if cfg.model.name == DEBUG_NAME:
+        return DEBUG_NAME, "the tiny debug model"
+    if cfg.model.type != "causal":
+        return DEBUG_NAME, "a tiny BART (the debug model of model.type=seq2seq)"
     found = architecture_config(cfg)
     if not found or "model_type" not in found:
-        return None, f"a tiny Llama ({cfg.model.name}'s config.json is not on this machine)"
+        return DEBUG_NAME, f"a tiny Llama ({cfg.model.name}'s config.json is not on this machine)"
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     shape = {k: v for k, v in found.items() if k not in DROP_KEYS}
@@ -160,7 +163,7 @@ def build_stand_in(cfg: Any, folder: Path) -> tuple[Optional[str], str]:
     return str(folder), f"a 2-layer {found['model_type']} ({n / 1e6:.1f}M parameters, {cfg.model.name}'s tokenizer)"
 
 
-def smoke_overrides(work: Path, model_name: Optional[str]) -> list[str]:
+def smoke_overrides(work: Path, model_name: str) -> list[str]:
     """What turns the checked run into a short one: bundled debug data, a few steps, a few test rows, all under ``work``."""
     from src.config.resources import shipped
 
@@ -171,7 +174,7 @@ def smoke_overrides(work: Path, model_name: Optional[str]) -> list[str]:
     steps = [f"training.max_steps={SMOKE_STEPS}", f"training.save_steps={SMOKE_STEPS}",
              f"training.eval_steps={SMOKE_STEPS}", "training.logging_steps=1", "training.report_to=none",
              "training.per_device_train_batch_size=2", "training.gradient_accumulation_steps=1"]
-    model = [f"model.name={model_name}", "model.revision=null"] if model_name else []
+    model = [f"model.name={model_name}", "model.revision=null"]
     return [*paths, *data, *steps, *model, "inference.max_new_tokens=8", "inference.predict_dev=false",
             "inference.checkpoint=null", "log_level=WARNING"]
 

@@ -10,6 +10,7 @@ import pytest
 
 from src import doctor
 from src.config import load_config
+from src.config.resources import find_config
 from tests.conftest import SHARED_TOKENIZERS, need_shared, run_cli
 
 NAMES = ["config", "python", "torch", "cuda", "bf16", "transformers", "peft", "trl", "bitsandbytes", "accelerate",
@@ -140,10 +141,14 @@ def test_stand_in_has_the_configured_architecture(tmp_path: Path, qwen_folder: P
     assert model.config.vocab_size == 151665
 
 
-def test_stand_in_falls_back_to_the_tiny_llama(tmp_path: Path) -> None:
-    assert doctor.build_stand_in(debug_cfg(), tmp_path)[0] is None
+def test_stand_in_falls_back_to_the_debug_model(tmp_path: Path) -> None:
+    assert doctor.build_stand_in(debug_cfg(), tmp_path)[0] == "tiny-debug"
     name, what = doctor.build_stand_in(debug_cfg("model.name=nobody/not-here"), tmp_path)
-    assert name is None and "tiny Llama" in what
+    assert name == "tiny-debug" and "tiny Llama" in what
+    kobart = load_config(find_config("kobart-summarization"), [])
+    name, what = doctor.build_stand_in(kobart, tmp_path)
+    assert name == "tiny-debug" and "tiny BART" in what
+    assert not any(tmp_path.iterdir())  # nothing built for a fallback
 
 
 @pytest.mark.slow
