@@ -160,3 +160,21 @@ def test_smoke_runs_the_stand_in_through_the_pipeline(tmp_path: Path, qwen_folde
     assert smoke["status"] == "pass", smoke["detail"] + res.stderr[-2000:]
     assert "2-layer qwen2" in smoke["detail"]
     assert (tmp_path / "work" / "model_dir" / "doctor" / "final_checkpoint").is_dir()  # --keep keeps it
+
+
+@pytest.mark.slow
+def test_a_failing_run_fails_its_checks_and_the_exit_status(tmp_path: Path) -> None:
+    from src.inference.vllm_engine import vllm_available
+
+    if vllm_available():
+        pytest.skip("vLLM is installed here: inference.backend=vllm would run")
+    res = run_cli(["--debug-small", "inference.backend=vllm", "--keep", str(tmp_path)], module="src.doctor", timeout=300)
+    assert res.returncode == 1 and "Traceback" not in res.stdout
+    _, report = report_of(res.stdout)
+    by_name = {c["name"]: c for c in report["checks"]}
+    assert report["ok"] is False
+    assert by_name["vllm"]["status"] == "fail" and "make setup-vllm" in by_name["vllm"]["detail"]
+    assert by_name["preflight"]["status"] == "fail"
+    smoke = by_name["smoke"]
+    assert smoke["status"] == "fail" and "error: config key 'inference.backend'" in smoke["detail"]
+    assert str(tmp_path / "smoke.log") in smoke["detail"] and (tmp_path / "smoke.log").is_file()
