@@ -95,3 +95,34 @@ def test_preflight_reports_the_runs_own_problems(tmp_path: Path) -> None:
     status, detail = checks.check_preflight(cfg, ("preprocess", "merge", "train"))
     assert status == "fail" and "missing" in detail
     assert checks.check_preflight(debug_cfg(), ("preprocess", "merge", "train"))[0] == "pass"
+
+
+def test_driver_cuda_version_read_from_nvidia_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\necho '| NVIDIA-SMI 550.54.15    Driver Version: 550.54.15    CUDA Version: 12.4     |'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert checks.nvidia_smi_cuda() == "12.4"
+    fake.unlink()
+    assert checks.nvidia_smi_cuda() is None
+
+
+def test_cuda_runtime_newer_than_the_driver_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(checks, "nvidia_smi_cuda", lambda: "11.8")
+    status, detail = checks.check_cuda()
+    assert status == "fail" and "runtime 12.8" in detail and "CUDA 11.8" in detail and "update the" in detail
+
+
+def test_no_gpu_skips_cuda_and_bf16_saying_why() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible: the checks run for real")
+    status, detail = checks.check_cuda()
+    assert status == "skip" and "no CUDA GPU visible" in detail
+    status, detail = checks.check_bf16(debug_cfg())
+    assert status == "skip" and "GPU check" in detail and "float32" in detail
