@@ -56,7 +56,6 @@ class Check:
         return f"{self.status:<4}  {self.name:<16} {self.detail}"
 
 
-
 def timed(name: str, probe: Callable[[], Outcome]) -> Check:
     """Run one probe; an exception is a ``fail`` naming it (the doctor never stops at one broken check)."""
     start = time.perf_counter()
