@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.gpu_generate [--backend transformers|vllm|both] [--batch-size 64]
         [--max-new-tokens 128] [--n 499]
     .venv/bin/python -m benchmarks.gpu_generate --smoke     (2-layer model, CPU, 8 dialogues: checks the script)
+    .venv/bin/python -m benchmarks.gpu_generate --precision both --model-dir DIR --out FILE.json
 
 Llama architecture with SOLAR-10.7B's shape (hidden 4096, 48 layers, 32 heads, 8 KV heads,
 intermediate 14336, vocab 32000) in bf16 with random weights: nothing is downloaded. Prompts come
@@ -10,13 +11,17 @@ from the project's PromptBuilder (SOLAR tokenizer from ../shared/tokenizers, def
 settings, one few-shot example from dev.csv) and generation from its Predictor, so the figures are
 those of the infer stage. Random weights rarely emit EOS, so most outputs run to max_new_tokens:
 an upper bound on the work a trained model does. Prints seconds and generated tokens/s per backend
-(vLLM when installed, with its dummy weights). Without a CUDA GPU it prints why and exits 0.
+(vLLM when installed, with its dummy weights). ``--precision`` picks bf16, the 4-bit base (nf4, loaded
+the way inference loads a QLoRA base), or both; the 4-bit load reads a saved model folder (``--model-dir``,
+e.g. the one benchmarks.gpu_train saved, else the shape is saved once under ``--work``). ``--out`` writes
+the figures as JSON. Without a CUDA GPU it prints why and exits 0.
 """
 from __future__ import annotations
 
 import argparse
 import gc
 import json
+import os
 import sys
 import tempfile
 import time
@@ -24,7 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-SHARED = REPO.parent / "shared"
+SHARED = Path(os.environ.get("DIALSUM_SHARED") or REPO.parent / "shared")  # tokenizers and data
 DATA = SHARED / "data" / "dialogsum-ko"
 TOKENIZER = SHARED / "tokenizers" / "solar-10.7b-instruct"
 SOLAR_SHAPE = dict(hidden_size=4096, num_hidden_layers=48, num_attention_heads=32, num_key_value_heads=8,
@@ -42,6 +47,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64, help="prompts per generate() call (transformers)")
     p.add_argument("--max-new-tokens", type=int, default=128, help="generation cap")
     p.add_argument("--smoke", action="store_true", help="2-layer model on CPU, 8 dialogues: checks the script only")
+    p.add_argument("--precision", choices=("bf16", "4bit", "both"), default="bf16",
+                   help="transformers backend: bf16 weights, the 4-bit (nf4) base, or both")
+    p.add_argument("--model-dir", default=None, help="a saved model of the shape (with the SOLAR tokenizer) to load")
+    p.add_argument("--work", default="/tmp/gpu_generate_bench", help="where the shape is saved for the 4-bit load")
+    p.add_argument("--out", default=None, help="also write the figures as JSON to this file")
     return p.parse_args()
 
 
@@ -85,6 +95,52 @@ def project_pieces(args: argparse.Namespace):
     return cfg, tokenizer, builder, selector, test
 
 
+def saved_model(args: argparse.Namespace, tokenizer) -> Path:
+    """A folder holding the shape's weights: --model-dir, else the random model saved once under --work."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    if args.model_dir:
+        return Path(args.model_dir)
+    folder = Path(args.work) / ("smoke" if args.smoke else "solar-10.7b")
+    if (folder / "config.json").is_file():
+        return folder
+    torch.set_default_dtype(torch.float32 if args.smoke else torch.bfloat16)
+    with torch.device("cpu" if args.smoke else "cuda"):  # a 10.7B init on the GPU: seconds, not minutes
+        model = LlamaForCausalLM(llama_config(SMOKE_SHAPE if args.smoke else SOLAR_SHAPE))
+    torch.set_default_dtype(torch.float32)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    del model
+    gc.collect()
+    return folder
+
+
+def run_quantized(args: argparse.Namespace, pieces) -> dict:
+    """The saved shape loaded as inference loads a QLoRA base (4-bit nf4 via src.models.loading), same Predictor."""
+    import torch
+
+    from src.inference.predictor import Predictor
+    from src.models.loading import load_causal_model
+
+    cfg, tokenizer, builder, selector, test = pieces
+    device = "cpu" if args.smoke else "cuda"
+    folder = saved_model(args, tokenizer)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    dtype = torch.float32 if args.smoke else torch.bfloat16
+    model = load_causal_model(str(folder), cfg, device, dtype, quantize=True).eval()
+    build_s = time.perf_counter() - start
+    result = measure(Predictor(model, tokenizer, builder, selector, cfg.inference, device), test)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
+    del model
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return {**result, "model_build_s": round(build_s, 1), "peak_gib": peak}
+
+
 def run_transformers(args: argparse.Namespace, pieces) -> dict:
     """Random-weight bf16 model built on the device, generated through the project's Predictor."""
     import torch
@@ -95,6 +151,8 @@ def run_transformers(args: argparse.Namespace, pieces) -> dict:
     cfg, tokenizer, builder, selector, test = pieces
     device = "cpu" if args.smoke else "cuda"
     dtype = torch.float32 if args.smoke else torch.bfloat16
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     torch.set_default_dtype(dtype)
     with torch.device(device):
@@ -103,11 +161,12 @@ def run_transformers(args: argparse.Namespace, pieces) -> dict:
     build_s = time.perf_counter() - start
     predictor = Predictor(model, tokenizer, builder, selector, cfg.inference, device)
     result = measure(predictor, test)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
     del model, predictor
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    return {**result, "model_build_s": round(build_s, 1)}
+    return {**result, "model_build_s": round(build_s, 1), "peak_gib": peak}
 
 
 def run_vllm(args: argparse.Namespace, pieces) -> dict | None:
@@ -167,14 +226,20 @@ def main() -> int:
     shape = "2-layer smoke model" if args.smoke else "SOLAR-10.7B shape, bf16, random weights"
     print(f"{device}; {shape}; {args.n} test dialogues; batch_size {args.batch_size}; max_new_tokens {args.max_new_tokens}")
     results = {}
-    if args.backend in ("transformers", "both"):
+    if args.backend in ("transformers", "both") and args.precision in ("bf16", "both"):
         results["transformers"] = run_transformers(args, pieces)
+    if args.backend in ("transformers", "both") and args.precision in ("4bit", "both"):
+        results["transformers_4bit"] = run_quantized(args, pieces)
     if args.backend in ("vllm", "both"):
         results["vllm"] = run_vllm(args, pieces)
     for name, r in results.items():
         if r is not None:
             print(f"{name}: {r['dialogues']} summaries in {r['seconds']:.1f} s, {r['generated_tokens']} generated tokens "
                   f"({r['generated_tokens_per_s']:.0f} tokens/s), {r['hit_max_new_tokens']} hit max_new_tokens")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({"machine": device, "shape": shape, "n": args.n, "batch_size": args.batch_size,
+                                              "max_new_tokens": args.max_new_tokens, "results": results}, indent=2))
     print(json.dumps(results))
     return 0
 

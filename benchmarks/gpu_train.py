@@ -2,6 +2,7 @@
 
     python -m benchmarks.gpu_train --shape solar-10.7b --data ../shared/data/dialogsum-ko/dev.csv
     python -m benchmarks.gpu_train --smoke        # 2-layer shape on CPU: checks the code path only
+    python -m benchmarks.gpu_train --smoke --rows 16 --steps 1 --warmup 1 --out FILE.json   # the suite's --tiny
 
 For each collation (plain padded batches, the project's default padding-free batches, and the
 default with Liger kernels when ``liger_kernel`` is installed) it trains a few steps through the
@@ -10,6 +11,8 @@ project's own training code and reports useful (non-pad) tokens/s, peak GPU memo
 recompute). Then it projects the wall time of the real job: 3 epochs over 12,457 dialogues at
 the token lengths of the given dialogue set rendered with the model's tokenizer and prompt.
 Without a CUDA GPU (and without --smoke) it prints why and exits 0. Last line: default / padded.
+``--out`` also writes every figure as JSON; ``--rows`` trains on the first N dialogues only (the
+projection still uses the lengths of those rows).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import gc
 import importlib.util
 import json
 import logging
+import os
 import platform
 import statistics
 import sys
@@ -25,6 +29,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DIALSUM_SHARED") or REPO.parent / "shared")  # tokenizers and data (../shared by default)
 
 SHAPES = {  # published configs of the seed models (shapes only)
     "solar-10.7b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=48, num_attention_heads=32,
@@ -53,10 +58,11 @@ def build_model(shape: str, folder: Path, smoke: bool) -> Path:
     if (folder / "config.json").is_file():
         return folder
     torch.set_default_dtype(torch.bfloat16)  # a 10.7B model in fp32 would need 43 GB of RAM first
-    model = LlamaForCausalLM(LlamaConfig(**spec))
+    with torch.device("cuda" if torch.cuda.is_available() and not smoke else "cpu"):  # GPU init: seconds, not minutes
+        model = LlamaForCausalLM(LlamaConfig(**spec))
     torch.set_default_dtype(torch.float32)
     model.save_pretrained(folder)
-    AutoTokenizer.from_pretrained(REPO.parent / "shared" / "tokenizers" / tok_name).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(SHARED / "tokenizers" / tok_name).save_pretrained(folder)
     return folder
 
 
@@ -94,7 +100,7 @@ def make_config(model_dir: Path, shape: str, steps: int, device: str, overrides:
                               f"prompt.max_prompt_tokens={SHAPES[shape]['max_prompt_tokens']}", *overrides])
 
 
-def encode(cfg, data: Path):
+def encode(cfg, data: Path, limit: int | None = None):
     """Training rows from the real dialogues with the model's tokenizer and the project's prompt."""
     import pandas as pd
 
@@ -104,6 +110,7 @@ def encode(cfg, data: Path):
     from src.train.sft import encode_frame
 
     df = pd.read_csv(data, dtype=str, keep_default_na=False)
+    df = df.head(limit) if limit else df
     tok = load_tokenizer(cfg.model.name, cfg)
     builder = PromptBuilder(tok, cfg.prompt)
     rows = encode_frame(builder, ShotSelector(df, cfg.prompt, cfg.seed), df, cfg, False).rows
@@ -151,11 +158,13 @@ def main() -> int:
     """Run the variants, print one line per variant, the projection, and the ratio last."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shape", choices=sorted(SHAPES), default="solar-10.7b")
-    p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "dialogsum-ko" / "dev.csv"))
+    p.add_argument("--data", default=str(SHARED / "data" / "dialogsum-ko" / "dev.csv"))
     p.add_argument("--steps", type=int, default=12, help="timed optimizer steps per variant")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     p.add_argument("--work", default="/tmp/gpu_train_bench")
     p.add_argument("--smoke", action="store_true", help="2-layer shape on CPU: checks the code path only")
+    p.add_argument("--rows", type=int, default=None, help="encode and train on the first N dialogues only")
+    p.add_argument("--out", default=None, help="also write the figures as JSON to this file")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     import torch
@@ -169,9 +178,10 @@ def main() -> int:
     machine = torch.cuda.get_device_name(0) if device == "cuda" else f"CPU {platform.processor() or platform.machine()}"
     print(f"machine: {machine}; torch {torch.__version__}; shape {args.shape}{' (smoke: 2 layers)' if args.smoke else ''}")
     base = make_config(model_dir, args.shape, args.warmup + args.steps, device, [])
-    tok, rows = encode(base, Path(args.data))
+    tok, rows = encode(base, Path(args.data), args.rows)
     lengths = [len(r["input_ids"]) for r in rows]
-    variants = {"padded": ["training.padding_free=false", "training.packing=false"], "default": []}
+    small = ["training.per_device_train_batch_size=1", "training.gradient_accumulation_steps=1"] if args.smoke else []
+    variants = {"padded": ["training.padding_free=false", "training.packing=false", *small], "default": small}
     if importlib.util.find_spec("liger_kernel") and device == "cuda":
         variants["default+liger"] = ["training.extra={include_num_input_tokens_seen: non_padding, save_strategy: 'no', "
                                      "use_liger_kernel: true}"]
@@ -179,7 +189,7 @@ def main() -> int:
     for name, extra in variants.items():
         cfg = make_config(model_dir, args.shape, args.warmup + args.steps, device, extra)
         r = results[name] = run_variant(cfg, tok, rows, work / name, args.warmup)
-        u = mfu(r["tokens_per_s"], r["params"])
+        u = r["mfu"] = mfu(r["tokens_per_s"], r["params"])
         peak = f"{r['peak_gib']:.1f} GiB" if r["peak_gib"] is not None else "n/a"
         print(f"{name}: {r['tokens_per_s']:.0f} useful tokens/s over {r['steps']} steps, peak memory {peak}, "
               f"MFU {'n/a' if u is None else f'{100 * u:.1f}%'}")
@@ -188,7 +198,13 @@ def main() -> int:
     best = max(results.values(), key=lambda r: r["tokens_per_s"])
     print(f"projected real job ({REAL_JOB_EPOCHS} epochs x {REAL_JOB_DIALOGUES} dialogues x {mean_len:.0f} tokens "
           f"mean from {Path(args.data).name}): {total_tokens / best['tokens_per_s'] / 60:.1f} minutes")
-    (work / "results.json").write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+    summary = {"machine": machine, "torch": torch.__version__, "shape": args.shape, "smoke": args.smoke,
+               "model_dir": str(model_dir), "results": results, "mean_tokens": mean_len,
+               "projected_minutes": total_tokens / best["tokens_per_s"] / 60}
+    (work / "results.json").write_text(json.dumps(summary, indent=2))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(summary, indent=2))
     print(f"{results['default']['tokens_per_s'] / results['padded']['tokens_per_s']:.1f}x")
     return 0
 

@@ -20,6 +20,7 @@ def epilog(prog: str) -> str:
     """Where to find the config keys, the presets and the other commands."""
     evaluate = "dialsum evaluate" if prog == "dialsum" else "python -m src.evaluate"
     ensemble = "dialsum ensemble" if prog == "dialsum" else "python -m src.ensemble"
+    doctor = "dialsum doctor" if prog == "dialsum" else "python -m src.doctor"
     return (
         "overrides: any number of key.sub=value, before or after the flags, e.g.\n"
         f"  {prog} --debug-small training.learning_rate=2e-4 --skip-augmentation prompt.num_fewshot=0\n"
@@ -28,6 +29,7 @@ def epilog(prog: str) -> str:
         "check a config and see the plan (and any paid API requests) without running anything: --dry-run\n"
         f"score a predictions file: {evaluate} --pred P.csv --ref R.csv\n"
         f"pick per dialogue the consensus of several prediction files: {ensemble} --pred A.csv B.csv --out OUT.csv\n"
+        f"check a new machine for a run first (environment and a smoke run): {doctor} [--config NAME]\n"
         "how stages, skip and resume work: docs/LLM_Pipeline.md")
 
 

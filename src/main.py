@@ -2,8 +2,8 @@
 
 Parses, validates everything before the first model is loaded, then runs the stages in order.
 The installed command ``dialsum`` is the same (``dialsum [run] ...``), with ``dialsum evaluate ...``
-(``src.evaluate``), ``dialsum ensemble ...`` (``src.ensemble``), ``dialsum compare ...`` (``src.compare``) and
-``dialsum runs ...`` (``src.runs``) beside it.
+(``src.evaluate``), ``dialsum ensemble ...`` (``src.ensemble``), ``dialsum compare ...`` (``src.compare``),
+``dialsum runs ...`` (``src.runs``) and ``dialsum doctor ...`` (``src.doctor``) beside it.
 """
 from __future__ import annotations
 
@@ -84,12 +84,12 @@ def started_from(config: Optional[str], debug_small: bool) -> dict:
             "debug_small": debug_small}
 
 
-SUBCOMMANDS = ("run", "evaluate", "ensemble", "compare", "runs")
+SUBCOMMANDS = ("run", "evaluate", "ensemble", "compare", "runs", "doctor")
 
 
 def entry_point(argv: Optional[list[str]] = None) -> int:
-    """``dialsum``: ``dialsum [run] FLAGS`` runs the pipeline; ``dialsum evaluate|ensemble|compare|runs FLAGS`` the
-    other tools."""
+    """``dialsum``: ``dialsum [run] FLAGS`` runs the pipeline; ``dialsum evaluate|ensemble|compare|runs|doctor FLAGS``
+    the other tools."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "run"
     rest = argv[1:] if argv and argv[0] in SUBCOMMANDS else argv
@@ -105,6 +105,10 @@ def entry_point(argv: Optional[list[str]] = None) -> int:
         from src.runs import main as runs_main
 
         return runs_main(rest, prog="dialsum runs")
+    if command == "doctor":
+        from src.doctor import main as doctor_main
+
+        return doctor_main(rest, prog="dialsum doctor")
     return main(rest, prog="dialsum")
 
 
