@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,3 +70,19 @@ def need_shared(path: Path) -> Path:
 def shared_tokenizers() -> Path:
     """The real tokenizers folder (see ``need_shared``)."""
     return need_shared(SHARED_TOKENIZERS)
+
+
+def write_table(path: Path, rows: list[tuple[str, ...]], columns: tuple[str, ...] = ("fname", "summary")) -> str:
+    """A CSV of ``rows`` under ``columns`` at ``path`` (its path as a string, for command lines)."""
+    import pandas as pd
+
+    pd.DataFrame(rows, columns=list(columns)).to_csv(path, index=False)
+    return str(path)
+
+
+def run_main(main: Any, capsys: Any, *argv: str) -> tuple[int, str, str]:
+    """A tool's ``main(argv)`` in this process: exit code, stdout, stderr."""
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+

@@ -12,19 +12,16 @@ import pytest
 
 from src.compare import main
 from src.main import entry_point
-from tests.conftest import need_shared
+from tests.conftest import need_shared, run_main, write_table
 from tests.evaluation.conftest import DEV_KO, perturb
 
 
 def write(path: Path, rows: list[tuple[str, str]], columns: tuple[str, ...] = ("fname", "summary")) -> str:
-    pd.DataFrame(rows, columns=list(columns)).to_csv(path, index=False)
-    return str(path)
+    return write_table(path, rows, columns)
 
 
 def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_main(main, capsys, *argv)
 
 
 def last_json(stdout: str) -> dict:

@@ -8,18 +8,15 @@ import pandas as pd
 import pytest
 
 from src.ensemble import main
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_main, write_table
 
 
-def write(path: Path, rows: list[tuple[str, str]], columns: tuple[str, str] = ("fname", "summary")) -> str:
-    pd.DataFrame(rows, columns=list(columns)).to_csv(path, index=False)
-    return str(path)
+def write(path: Path, rows: list[tuple[str, str]], columns: tuple[str, ...] = ("fname", "summary")) -> str:
+    return write_table(path, rows, columns)
 
 
 def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_main(main, capsys, *argv)
 
 
 @pytest.fixture

@@ -1,1 +1,1 @@
-"""Inference: generation engines (transformers, vLLM), the causal and seq2seq predictors, batching, post-processing, the infer stage's work."""
+"""Inference: the settings resolved once (``settings``), the engine door (``factory``, ``backends``, ``decoding``), the engines (continuous, transformers, vLLM), the causal and seq2seq predictors, batching, post-processing, MBR, the tune search, the infer stage's work."""
