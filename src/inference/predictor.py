@@ -53,7 +53,11 @@ class Predictor:
         if self.gen.max_new_tokens == "auto":  # built directly, without resolved settings: the default cap
             self.gen = resolve_max_new_tokens(self.gen, {})
         if self.engine is None:
-            self.choice = self.choice or choose_engine(self.gen.backend, "causal", self.device)
+            choice = self.choice or choose_engine(self.gen.backend, "causal", self.device)
+            if choice.name == "vllm":  # vLLM loads its own weights; a model in memory (the ROUGE callback) cannot
+                choice = EngineChoice("transformers", "inference.backend=vllm loads its own weights: a model already "
+                                                      "in memory generates with transformers")
+            self.choice = choice
             self.engine = make_engine(self.choice, self.gen, self.model, self.tokenizer, self.device, self.stored_vocab)
 
     @property

@@ -183,3 +183,15 @@ def test_from_checkpoint_fails_clearly(tmp_path) -> None:
 
     with pytest.raises(ValueError, match="inference.top_p"):  # per-call overrides meet the config's bounds
         checked_settings(tiny_config().inference, {"top_p": 0.0})
+
+
+def test_the_engine_is_chosen_once_and_a_model_in_memory_never_reaches_vllm(tiny_trained: dict) -> None:
+    """``auto`` on a CPU is the continuous engine; ``vllm`` loads its own weights, so a Predictor over a model already in
+    memory (the training-time ROUGE callback) generates with transformers and says why."""
+    t = tiny_trained
+    auto = Predictor(t["model"], t["tokenizer"], t["builder"], None, InferenceConfig(max_new_tokens=4), "cpu")
+    assert auto.choice is not None and auto.choice.name == "continuous"
+    vllm = Predictor(t["model"], t["tokenizer"], t["builder"], None, InferenceConfig(max_new_tokens=4, backend="vllm"),
+                     "cpu")
+    assert vllm.choice is not None and vllm.choice.name == "transformers" and "own weights" in vllm.choice.why
+    assert isinstance(vllm.engine, TransformersEngine)
