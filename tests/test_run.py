@@ -132,6 +132,7 @@ def test_a_dry_run_that_would_pay_says_how_many_requests_and_the_cap(tmp_path: P
     assert "augmentation.api.max_cost=5" in res.stdout and "no key in UPSTAGE_API_KEY" in res.stdout
     assert "inference settings (value, source) (train runs first" in res.stdout
     assert "  inference.max_new_tokens = 48  (config)" in res.stdout and "inference.num_beams = 2  (command line)" in res.stdout
+    assert "  engine: continuous (inference.backend=auto on a CPU)" in res.stdout, "the engine choice, as made"
     free = run_cli(["--debug-small", "--dry-run", *tmp_paths(tmp_path)])
     assert free.returncode == 0 and "paid requests" not in free.stdout
 

@@ -12,11 +12,12 @@ from src.config import Config, resolve_path
 from src.config.deciding import DECIDING_KEYS
 from src.context import RunContext, present
 from src.ensemble import select_files
+from src.inference.backends import choose_engine
 from src.inference.run import predict_splits, read_splits
 from src.inference.settings import InferenceSettings, resolve_settings
 from src.inference.submission import write_submission
 from src.inference.vllm_engine import check_backend
-from src.models.device import device_problems
+from src.models.device import device_problems, pick_device
 from src.utils.io import atomic_write_csv
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,10 @@ def settings_lines(ctx: RunContext) -> list[str]:
         ("train", "its checkpoint's prompt settings and length cap apply"),
         ("tune", "its choice applies to the keys not given on the command line")) if stage in ctx.selected]
     note = f" ({'; '.join(later)})" if later else ""
-    return [f"inference settings (value, source){note}:"] + [f"  {line}" for line in settings.lines()]
+    gen = settings.gen
+    choice = choose_engine(gen.backend, settings.cfg.model.type, pick_device(settings.cfg.model.device))
+    return ([f"inference settings (value, source){note}:"] + [f"  {line}" for line in settings.lines()]
+            + [f"  engine: {choice.name} ({choice.why})"])
 
 
 def settings_for(ctx: RunContext, verify: bool = True) -> InferenceSettings:
