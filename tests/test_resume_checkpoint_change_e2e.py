@@ -39,3 +39,15 @@ def test_resume_after_a_checkpoint_change_equals_a_fresh_run(tmp_path: Path) -> 
     chosen = [yaml.safe_load((d / "best_generation.yaml").read_text(encoding="utf-8"))["inference"] for d in (resumed, fresh)]
     assert chosen[0] == chosen[1]
     assert (resumed / "submission.csv").read_bytes() == (fresh / "submission.csv").read_bytes()
+
+
+def test_resume_after_a_training_change_equals_a_fresh_run(tmp_path: Path) -> None:
+    paths = tmp_paths(tmp_path)
+    ok(["--debug-small", "--run-name", "s2", *paths])
+    ok(["--debug-small", "--run-name", "s2", "--resume", *paths, "training.learning_rate=3e-3"])
+    ok(["--debug-small", "--run-name", "fresh", *paths, "training.learning_rate=3e-3"])
+    resumed, fresh = tmp_path / "output" / "s2", tmp_path / "output" / "fresh"
+    pd.testing.assert_frame_equal(tuning(resumed), tuning(fresh))
+    chosen = [yaml.safe_load((d / "best_generation.yaml").read_text(encoding="utf-8"))["inference"] for d in (resumed, fresh)]
+    assert chosen[0] == chosen[1]
+    assert (resumed / "submission.csv").read_bytes() == (fresh / "submission.csv").read_bytes()
