@@ -3,7 +3,8 @@
 Parses, validates everything before the first model is loaded, then runs the stages in order.
 The installed command ``dialsum`` is the same (``dialsum [run] ...``), with ``dialsum evaluate ...``
 (``src.evaluate``), ``dialsum ensemble ...`` (``src.ensemble``), ``dialsum compare ...`` (``src.compare``),
-``dialsum runs ...`` (``src.runs``) and ``dialsum doctor ...`` (``src.doctor``) beside it.
+``dialsum runs ...`` (``src.runs``), ``dialsum doctor ...`` (``src.doctor``) and ``dialsum export ...``
+(``src.export``) beside it.
 """
 from __future__ import annotations
 
@@ -84,12 +85,12 @@ def started_from(config: Optional[str], debug_small: bool) -> dict:
             "debug_small": debug_small}
 
 
-SUBCOMMANDS = ("run", "evaluate", "ensemble", "compare", "runs", "doctor")
+SUBCOMMANDS = ("run", "evaluate", "ensemble", "compare", "runs", "doctor", "export")
 
 
 def entry_point(argv: Optional[list[str]] = None) -> int:
-    """``dialsum``: ``dialsum [run] FLAGS`` runs the pipeline; ``dialsum evaluate|ensemble|compare|runs|doctor FLAGS``
-    the other tools."""
+    """``dialsum``: ``dialsum [run] FLAGS`` runs the pipeline; ``dialsum evaluate|ensemble|compare|runs|doctor|export
+    FLAGS`` the other tools."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "run"
     rest = argv[1:] if argv and argv[0] in SUBCOMMANDS else argv
@@ -109,6 +110,10 @@ def entry_point(argv: Optional[list[str]] = None) -> int:
         from src.doctor import main as doctor_main
 
         return doctor_main(rest, prog="dialsum doctor")
+    if command == "export":
+        from src.export import main as export_main
+
+        return export_main(rest, prog="dialsum export")
     return main(rest, prog="dialsum")
 
 
