@@ -29,7 +29,8 @@ from src.config import REPO_ROOT, Config, load_config
 from src.config.resources import find_config
 from src.inference.settings import resolve_settings
 from src.models.checkpoint import check_checkpoint, checkpoint_type, verified_checkpoint
-from src.models.loading import read_adapter_config
+from src.models.loading import load_tokenizer, read_adapter_config
+from src.prompting.builder import PromptBuilder
 from src.utils.errors import UserError, printable
 from src.utils.logging_setup import setup_logging
 
@@ -200,9 +201,6 @@ def dev_dialogue(cfg: Config) -> str:
 def export_gguf(cfg: Config, run: str, quant: str, out: Optional[Path], converter: Path, check: bool,
                 threads: int) -> dict[str, Any]:
     """Merge, convert, document and check; the result line's fields."""
-    from src.models.loading import load_tokenizer
-    from src.prompting.builder import PromptBuilder
-
     checkpoint = final_checkpoint(cfg, run)
     if not converter.is_file():
         raise UserError(f"llama.cpp's converter {converter} is not there; run `make setup-llamacpp` (it keeps it in "
@@ -234,7 +232,7 @@ def export_gguf(cfg: Config, run: str, quant: str, out: Optional[Path], converte
         result["check"] = {"skipped": missing}
         return result
     dialogue = dev_dialogue(settings.cfg)
-    ids = builder.encode_prompt(dialogue).ids
+    ids = builder.encode_prompt(dialogue).input_ids
     result["check"] = llamacpp_summary(out, ids, builder.render(dialogue), max_new, builder.stop_token_ids, threads)
     log.info("llama.cpp summary of one dev dialogue: %s", result["check"]["summary"])
     return result

@@ -3,8 +3,6 @@ that renders the training prompt, and (only where llama-cpp-python is installed)
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import pytest
 
 from src.config import REPO_ROOT, Config
