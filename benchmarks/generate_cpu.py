@@ -1,7 +1,7 @@
 """Generation speed on the CPU: today's engine (transformers ``generate``) vs the project's default, on real prompts.
 
 Usage: python -m benchmarks.generate_cpu [--work output/quality_cpu] [--threads N] [--beam-rows 33] [--vllm]
-                                         [--levers] [key.sub=value ...]
+                                         [--levers] [--llamacpp] [--rows N] [--checkpoint DIR] [key.sub=value ...]
 
 The fine-tuned Gemma 3 270M checkpoint of ``python -m benchmarks.quality_cpu`` (trained here the same way
 when its work folder has none) and the 99 held-out prompts of its seed-2026 split, built by the project's
@@ -20,7 +20,13 @@ at the sgemm rate measured in this run (the flops of every prefilled prompt toke
 through the transformer layers and the full output layer), the memory bandwidth measured too
 (``read_gb_per_s``). ``--vllm`` also runs the same prompts through ``inference.backend=vllm`` in the
 environment ``make setup-vllm`` builds (``.venv-vllm``). ``--levers`` measures each lever on its own on the
-first ``--lever-rows`` prompts. The last line is one JSON object.
+first ``--lever-rows`` prompts. ``--llamacpp`` (run from ``.venv-llamacpp``, ``make setup-llamacpp``) converts the
+checkpoint to GGUF at F32 and Q8_0 (``src.export``) and decodes the same prompt ids greedily with llama.cpp's
+batched decoding, ``--llamacpp-parallel`` sequences (default: our engine's slots), the same threads
+(``benchmarks.llamacpp_cpu``), after our two engines: ``llamacpp_<precision>_tokens_per_s``, ``_speedup`` (vs our
+default engine), ``_identical_share`` (vs our default engine's texts), ``_final`` (Kiwi), ``_convert_seconds``.
+``--checkpoint`` uses another final checkpoint than the quality benchmark's; ``--rows`` the first N held-out
+prompts. The last line is one JSON object.
 """
 from __future__ import annotations
 
@@ -237,12 +243,18 @@ def main() -> None:
                         "(MBR's candidates), with and without the banned-token logit bias")
     parser.add_argument("--levers", action="store_true", help="also each lever on its own (benchmarks.generate_levers)")
     parser.add_argument("--lever-rows", type=int, default=32)
+    parser.add_argument("--llamacpp", action="store_true", help="also llama.cpp (F32, Q8_0 GGUF); run from .venv-llamacpp")
+    parser.add_argument("--llamacpp-parallel", type=int, default=0, help="llama.cpp sequences at once (0: our slots)")
+    parser.add_argument("--rows", type=int, default=0, help="only the first N held-out prompts (0: all 99)")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="a final_checkpoint to use instead of the "
+                        "quality benchmark's (trained here when missing)")
     parser.add_argument("overrides", nargs="*", help="key.sub=value for the predictor")
     args = parser.parse_args()
     start = time.perf_counter()
     quality_cpu.split(args.work)
-    final = checkpoint(args.work, args.steps, args.overrides)
+    final = args.checkpoint or checkpoint(args.work, args.steps, args.overrides)
     cfg, predictor, held = load(args.work, final, args.threads, args.overrides)
+    held = held.head(args.rows) if args.rows else held
     prompts = [predictor._encode(d, f) for d, f in zip(held["dialogue"], held["fname"])]
     refs = held["summary"].tolist()
     banned = blocked_token_ids(predictor.tokenizer, predictor.gen.block_scripts)
@@ -265,6 +277,8 @@ def main() -> None:
     (args.work / "generate_cpu_partial.json").write_text(json.dumps(result), encoding="utf-8")  # kept if vLLM fails
     if args.vllm:
         result.update(vllm_figures(args, final, prompts, greedy, predictor))
+    if args.llamacpp:
+        result.update(llamacpp_figures(args, final, prompts, refs, greedy, predictor, banned))
     if args.levers:
         from benchmarks.generate_levers import levers
 
@@ -289,6 +303,24 @@ def vllm_figures(args: Any, final: Path, prompts: list[list[int]], greedy: dict[
             **{f"vllm_{k}": v for k, v in got.items() if k.startswith("sample")},
             **{f"vllm_{name}_tokens_per_s": round(got[f"{name}_tokens"] / got[f"{name}_seconds"], 1)
                for name in ("sample", "sample_unbanned") if got.get(f"{name}_seconds")}}
+
+
+def llamacpp_figures(args: Any, final: Path, prompts: list[list[int]], refs: list[str], greedy: dict[str, Any],
+                     predictor: Any, banned: Any) -> dict[str, Any]:
+    """Each precision's llama.cpp figures (benchmarks.llamacpp_cpu) against our default engine's greedy run."""
+    from benchmarks import llamacpp_cpu
+
+    parallel = args.llamacpp_parallel or int(predictor.gen.slots)
+    ours = texts(predictor, greedy["_outputs"])
+    out: dict[str, Any] = {"llamacpp_parallel": parallel, "llamacpp_threads": args.threads}
+    for quant in llamacpp_cpu.PRECISIONS:
+        gguf, convert_seconds = llamacpp_cpu.gguf_file(final, quant, args.work)
+        outputs, seconds = llamacpp_cpu.generate(gguf, prompts, int(predictor.gen.max_new_tokens),
+                                                 predictor.builder.stop_token_ids, list(banned), args.threads, parallel)
+        got = texts(predictor, outputs)
+        out.update(llamacpp_cpu.figures(quant, outputs, seconds, got, ours, greedy["tokens_per_s"], kiwi(got, refs),
+                                        convert_seconds))
+    return out
 
 
 if __name__ == "__main__":
