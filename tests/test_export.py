@@ -1,12 +1,12 @@
 """src.export: argument errors, checkpoint resolution, the merge into an HF folder on a tiny model, the chat template
-that renders the training prompt, and (only where llama-cpp-python is installed) the GGUF llama.cpp runs."""
+that renders the training prompt (the GGUF that llama.cpp runs: tests/models/test_export_gguf.py)."""
 from __future__ import annotations
 
 import json
 import pytest
 
 from src.config import REPO_ROOT, Config
-from src.export import CONVERTER, chat_template, final_checkpoint, main, merge_to_folder, prompt_parts
+from src.export import chat_template, final_checkpoint, main, merge_to_folder, prompt_parts
 from src.utils.errors import UserError
 from tests.conftest import run_main
 
@@ -124,17 +124,3 @@ def test_chat_template_renders_the_training_prompt(tiny, use_chat):
     rendered = tokenizer.apply_chat_template([{"role": "user", "content": dialogue}], tokenize=False,
                                              add_generation_prompt=True)
     assert rendered == want and dialogue in want
-
-
-def test_gguf_export_runs_in_llamacpp(tiny, tmp_path, capsys):
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (make setup-llamacpp builds it)")
-    if not CONVERTER.is_file():
-        pytest.skip(f"llama.cpp's converter is not at {CONVERTER} (make setup-llamacpp keeps it there)")
-    out = tmp_path / "tiny.gguf"
-    code, stdout, _ = run_main(main, capsys, "--run", "lora", f"paths.model_dir={tiny['model_dir']}", "--quant",
-                               "f32", "--out", str(out), "--threads", "1")
-    result = json.loads(stdout.strip().splitlines()[-1])
-    assert code == 0 and out.is_file() and result["gguf"] == str(out)
-    assert result["check"]["prompt_tokens"] > 0 and result["check"]["same_prompt_ids"] is True
-    card = json.loads(out.with_name(out.name + ".prompt.json").read_text(encoding="utf-8"))
-    assert card["instruction"] and card["prompt_after_dialogue"]
