@@ -16,6 +16,7 @@ from typing import Optional
 from src.cli import flag_values, parse_args, stage_choice
 from src.ensemble import main as ensemble_main
 from src.evaluate import main as evaluate_main
+from src.export import main as export_main
 from src.utils.errors import UserError, printable
 from src.utils.logging_setup import setup_logging
 from src.utils.secrets import add_secret_name, check_secrets, load_dotenv_once
@@ -111,8 +112,6 @@ def entry_point(argv: Optional[list[str]] = None) -> int:
 
         return doctor_main(rest, prog="dialsum doctor")
     if command == "export":
-        from src.export import main as export_main
-
         return export_main(rest, prog="dialsum export")
     return main(rest, prog="dialsum")
 

@@ -124,3 +124,11 @@ def test_chat_template_renders_the_training_prompt(tiny, use_chat):
     rendered = tokenizer.apply_chat_template([{"role": "user", "content": dialogue}], tokenize=False,
                                              add_generation_prompt=True)
     assert rendered == want and dialogue in want
+
+
+def test_dialsum_export_is_the_same_command(tmp_path, capsys):
+    from src.main import entry_point
+
+    code = entry_point(["export", "--run", "nope", f"paths.model_dir={tmp_path}", "--no-check"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: run 'nope' has no final checkpoint")
