@@ -9,19 +9,19 @@ from typing import Any, Callable, Optional
 import pandas as pd
 import yaml
 
-from src.config import Config, all_keys, coerce, section_problems, to_dict
+from src.config import Config, all_keys, coerce, section_problems
 from src.data.csvfile import read_csv_file
 from src.data.loading import load_split
 from src.evaluation import score_texts
 from src.evaluation.paired import Interval
 from src.inference.factory import load_predictor
+from src.inference.journal import prediction_key
 from src.inference.settings import InferenceSettings
 from src.inference.tune_select import (baseline_setting, choose, compare_with_baseline, row_scorer, score_baseline, table_columns)
 from src.inference.tuning import Setting, TUNABLE, Trial, candidates, search, setting_id
-from src.models.checkpoint import content_digest
 from src.prompting.builder import PromptBuilder
 from src.utils.errors import UserError
-from src.utils.io import atomic_write, atomic_write_csv, atomic_write_text, file_digest, json_digest
+from src.utils.io import atomic_write, atomic_write_csv, atomic_write_text
 from src.utils.journal import JsonlJournal
 
 log = logging.getLogger(__name__)
@@ -98,13 +98,11 @@ def _overrides(cfg: Config, setting: Setting) -> tuple[dict[str, Any], Optional[
 
 
 def journal_key(settings: InferenceSettings, dev_path: Path) -> str:
-    """What decides every summary in the tune journal besides its setting: the checkpoint's content, the resolved
-    settings and prompt, the few-shot pool and the dev file. A row written under another key is never reused."""
+    """What decides every summary in the tune journal besides its setting: the infer stage's prediction key (the
+    checkpoint's content, the resolved settings, prompt and model, the few-shot pool, the dev file). A row written
+    under another key is never reused."""
     assert settings.checkpoint is not None
-    pool = file_digest(settings.pool) if settings.pool is not None and settings.cfg.prompt.num_fewshot else None
-    return json_digest({"checkpoint": content_digest(settings.checkpoint), "inference": settings.values(),
-                        "prompt": to_dict(settings.cfg.prompt), "model": to_dict(settings.cfg.model),
-                        "seed": settings.cfg.seed, "pool": pool, "dev": file_digest(dev_path)})
+    return prediction_key(settings.cfg, settings.checkpoint, dev_path, settings.pool)
 
 
 def _generator(cfg: Config, predictor: Any, dev: pd.DataFrame, journal: JsonlJournal, key: str) -> Any:
