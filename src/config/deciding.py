@@ -22,9 +22,9 @@ DECIDING_KEYS = inference_keys(GENERATION, OUTPUT)  # everything that changes a 
 MANIFEST_KEYS = inference_keys(GENERATION, OUTPUT, ENGINE)  # what the manifest records (how they were computed too)
 
 
-def deciding_values(gen: InferenceConfig) -> dict[str, Any]:
-    """The inference values that decide a summary, as plain data (sections as dicts)."""
-    return {k: _plain(getattr(gen, k)) for k in DECIDING_KEYS}
+def inference_values(gen: InferenceConfig, keys: tuple[str, ...] = DECIDING_KEYS) -> dict[str, Any]:
+    """The values of ``keys`` (default: those that decide a summary) as plain data (sections as dicts)."""
+    return {k: _plain(getattr(gen, k)) for k in keys}
 
 
 def _plain(value: Any) -> Any:

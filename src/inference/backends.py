@@ -16,9 +16,6 @@ from src.config import InferenceConfig
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("continuous", "transformers", "vllm", "seq2seq")
-
-
 @dataclass(frozen=True)
 class EngineChoice:
     """The engine a run generates with, and why (the manifest's ``engine.choice`` and ``engine.why``)."""

@@ -7,7 +7,6 @@ stage (``src.stages.infer``) reads the run's context and calls ``predict_splits`
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Any, Optional
@@ -15,7 +14,7 @@ from typing import Any, Optional
 import pandas as pd
 
 from src.config import Config
-from src.config.deciding import MANIFEST_KEYS
+from src.config.deciding import MANIFEST_KEYS, inference_values
 from src.data.loading import load_split
 from src.inference.backends import engine_record
 from src.inference.batching import BatchProgress, GenerationStats
@@ -137,10 +136,6 @@ def _report(cfg: Config, checkpoint: Path, splits: dict[str, dict[str, Any]]) ->
              stats["dialogues"], stats["seconds"], stats["dialogues_per_s"], stats["generated_tokens_per_s"])
     return {"checkpoint": str(checkpoint), "throughput": stats, "splits": splits,
             "hit_max_new_tokens": stats["hit_max_new_tokens"], "empty_outputs": stats["empty_outputs"],
-            "settings": {k: _plain(getattr(cfg.inference, k)) for k in MANIFEST_KEYS},
+            "settings": inference_values(cfg.inference, MANIFEST_KEYS),
             "prompt": {"num_fewshot": cfg.prompt.num_fewshot, "fewshot_selection": cfg.prompt.fewshot_selection,
                        "max_prompt_tokens": cfg.prompt.max_prompt_tokens}}
-
-
-def _plain(value: Any) -> Any:
-    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) and not isinstance(value, type) else value

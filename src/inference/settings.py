@@ -7,8 +7,8 @@ unless ``inference.prompt_from_checkpoint=false``); for seq2seq the ``seq2seq.*`
 Then ``max_new_tokens: auto`` is resolved (seq2seq: ``seq2seq.generation_max_length``; causal: the cap
 recorded with the checkpoint). ``resolve_settings`` is the only place this happens: the infer and tune
 stages, the predictors, MBR's candidates and ``--dry-run`` all take the frozen ``InferenceSettings`` it
-returns (or values derived from it: ``decoding()`` for the engines, ``values()`` for the manifest and
-fingerprints), and none of them reads ``pipeline_inference.json`` or applies a default again.
+returns (or values derived from it: ``decoding()`` for the engines, the manifest's settings through
+``src.config.deciding.inference_values``), and none of them reads ``pipeline_inference.json`` or applies a default again.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from typing import Any, Optional
 import yaml
 
 from src.config import Config, InferenceConfig, PromptConfig, build_config
-from src.config.deciding import DECIDING_KEYS, deciding_values
+from src.config.deciding import DECIDING_KEYS
 from src.inference.decoding import DecodingParams
 from src.models.checkpoint import (DEFAULT_MAX_NEW_TOKENS, checkpoint_type, read_inference_info,
                                    verified_checkpoint)
@@ -53,19 +53,9 @@ class InferenceSettings:
         """The resolved ``inference.*`` section."""
         return self.cfg.inference
 
-    @property
-    def stored_vocab(self) -> Optional[list[int]]:
-        """The training data's token ids recorded with the checkpoint (the trimmed output layer), if any."""
-        ids = self.record.get("output_vocab")
-        return list(ids) if ids else None
-
     def decoding(self) -> DecodingParams:
         """What the engines read."""
         return DecodingParams.of(self.gen)
-
-    def values(self) -> dict[str, Any]:
-        """Every inference value that decides a summary, as the engine receives it (manifest, fingerprints)."""
-        return deciding_values(self.gen)
 
     def lines(self) -> list[str]:
         """``key = value  (source)`` for the generation keys and the prompt keys."""

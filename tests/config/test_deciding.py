@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 from src.config import Config, InferenceConfig
-from src.config.deciding import DECIDING_KEYS, GENERATION_KEYS, MANIFEST_KEYS, deciding_values
+from src.config.deciding import DECIDING_KEYS, GENERATION_KEYS, MANIFEST_KEYS, inference_values
 from src.inference.decoding import DecodingParams
 from src.inference.journal import prediction_key
 from src.inference.settings import SHOWN
@@ -25,7 +25,7 @@ def test_the_engines_read_exactly_the_generation_keys() -> None:
 
 def test_key_lists_follow_the_metadata(tmp_path) -> None:
     gen = InferenceConfig()
-    assert set(deciding_values(gen)) == set(DECIDING_KEYS) and isinstance(deciding_values(gen)["mbr"], dict)
+    assert set(inference_values(gen)) == set(DECIDING_KEYS) and isinstance(inference_values(gen)["mbr"], dict)
     parts = training_parts(Config(), {}, "m")
     assert tuple(parts["rouge_generation"]) == GENERATION_KEYS
     ckpt, split = tmp_path / "c", tmp_path / "s.csv"
