@@ -9,14 +9,12 @@ The installed command ``dialsum`` is the same (``dialsum [run] ...``), with ``di
 from __future__ import annotations
 
 import errno
+import importlib
 import logging
 import sys
 from typing import Optional
 
 from src.cli import flag_values, parse_args, stage_choice
-from src.ensemble import main as ensemble_main
-from src.evaluate import main as evaluate_main
-from src.export import main as export_main
 from src.utils.errors import UserError, printable
 from src.utils.logging_setup import setup_logging
 from src.utils.secrets import add_secret_name, check_secrets, load_dotenv_once
@@ -86,35 +84,22 @@ def started_from(config: Optional[str], debug_small: bool) -> dict:
             "debug_small": debug_small}
 
 
-SUBCOMMANDS = ("run", "evaluate", "ensemble", "compare", "runs", "doctor", "export")
+# dialsum's other tools: the module whose main(argv, prog) each runs (imported when named, so each keeps its own
+# --help as light as it is)
+SUBCOMMANDS = {"evaluate": "src.evaluate", "ensemble": "src.ensemble", "compare": "src.compare", "runs": "src.runs",
+               "doctor": "src.doctor", "export": "src.export"}
 
 
 def entry_point(argv: Optional[list[str]] = None) -> int:
     """``dialsum``: ``dialsum [run] FLAGS`` runs the pipeline; ``dialsum evaluate|ensemble|compare|runs|doctor|export
     FLAGS`` the other tools."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = argv[0] if argv and argv[0] in SUBCOMMANDS else "run"
-    rest = argv[1:] if argv and argv[0] in SUBCOMMANDS else argv
-    if command == "evaluate":
-        return evaluate_main(rest, prog="dialsum evaluate")
-    if command == "ensemble":
-        return ensemble_main(rest, prog="dialsum ensemble")
-    if command == "compare":
-        from src.compare import main as compare_main
-
-        return compare_main(rest, prog="dialsum compare")
-    if command == "runs":
-        from src.runs import main as runs_main
-
-        return runs_main(rest, prog="dialsum runs")
-    if command == "doctor":
-        from src.doctor import main as doctor_main
-
-        return doctor_main(rest, prog="dialsum doctor")
-    if command == "export":
-        return export_main(rest, prog="dialsum export")
-    return main(rest, prog="dialsum")
-
+    command = argv[0] if argv and argv[0] in ("run", *SUBCOMMANDS) else "run"
+    rest = argv[1:] if argv and argv[0] in ("run", *SUBCOMMANDS) else argv
+    if command == "run":
+        return main(rest, prog="dialsum")
+    tool: int = importlib.import_module(SUBCOMMANDS[command]).main(rest, prog=f"dialsum {command}")
+    return tool
 
 if __name__ == "__main__":
     sys.exit(main())
