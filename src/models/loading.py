@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional
 from src.config import SPLITS, Config, resolve_path
 from src.models.debug import build_tiny_causal, build_tiny_seq2seq
 from src.models.device import compute_dtype, local_device
-from src.models.embedded import check_embedded, embedded_dir, is_embedded, resolve_embedded
+from src.models.embedded import base_chat_template, check_embedded, embedded_dir, is_embedded, resolve_embedded
 from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,11 @@ def load_tokenizer(path: str, cfg: Config, padding_side: str = "right") -> Any:
         tok.pad_token = candidates[0] if candidates else tok.eos_token
         log.info("tokenizer had no pad token; using %r", tok.pad_token)
     tok.padding_side = padding_side
+    template = base_chat_template(path) if cfg.prompt.use_chat_template and not tok.chat_template else None
+    if template:  # the embedded base model's GGUF carries no chat template: the turn format is ours to give
+        tok.chat_template = template
+        log.info("tokenizer of %s: no chat template; the model's turn format applies (prompt.use_chat_template=true)",
+                 path)
     return tok
 
 

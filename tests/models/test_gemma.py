@@ -88,13 +88,13 @@ def real_cfg(*overrides: str):
 def real_tok(gemma_dir: Path):
     from src.models.loading import load_tokenizer
 
-    return load_tokenizer(str(gemma_dir), real_cfg())
+    return load_tokenizer(str(gemma_dir), real_cfg("prompt.use_chat_template=false"))
 
 
 @pytest.mark.slow
 def test_instruction_format_adds_bos_once_and_stops_at_eos(real_tok) -> None:
-    assert not real_tok.chat_template, "the base model ships no chat template"
-    builder = PromptBuilder(real_tok, real_cfg().prompt)
+    assert not real_tok.chat_template, "the base model ships no chat template and none is given without the key"
+    builder = PromptBuilder(real_tok, real_cfg("prompt.use_chat_template=false").prompt)
     assert not builder.use_chat and builder.turn_end == "<eos>" and builder.stop_token_ids == [1]
     ex = builder.encode_example("#Person1#: 안녕하세요.\n#Person2#: 네.", "두 사람이 인사한다.")
     ids = ex["input_ids"]
@@ -104,22 +104,25 @@ def test_instruction_format_adds_bos_once_and_stops_at_eos(real_tok) -> None:
 
 
 @pytest.mark.slow
-def test_turn_format_adds_bos_once_and_stops_at_end_of_turn(real_tok) -> None:
-    from src.models.embedded import GEMMA_TURN_TEMPLATE as template
+def test_turn_format_adds_bos_once_and_stops_at_end_of_turn(gemma_dir: Path, tmp_path: Path) -> None:
+    """prompt.use_chat_template=true gives the base model Gemma's turn format (its GGUF has no template; it was
+    silently the instruction format before); a checkpoint keeps the tokenizer it saved."""
+    from src.models.loading import load_tokenizer
 
-    real_tok.chat_template = template
-    try:
-        builder = PromptBuilder(real_tok, real_cfg().prompt)
-        end = real_tok.convert_tokens_to_ids("<end_of_turn>")
-        assert builder.use_chat and builder.system_in_user, "Gemma has no system role: it goes into the user turn"
-        assert builder.turn_end == "<end_of_turn>" and end in builder.stop_token_ids
-        ex = builder.encode_example("#Person1#: 안녕하세요.", "인사한다.")
-        ids = ex["input_ids"]
-        assert ids.count(real_tok.bos_token_id) == 1 and ids[0] == real_tok.bos_token_id
-        assert real_tok.decode(ids[:ex["prompt_len"]]).endswith("<start_of_turn>model\n")
-        assert ids[-1] == end
-    finally:
-        real_tok.chat_template = None
+    cfg = real_cfg("prompt.use_chat_template=true")
+    tok = load_tokenizer(str(gemma_dir), cfg)
+    builder = PromptBuilder(tok, cfg.prompt)
+    end = tok.convert_tokens_to_ids("<end_of_turn>")
+    assert builder.use_chat and builder.system_in_user, "Gemma has no system role: it goes into the user turn"
+    assert builder.turn_end == "<end_of_turn>" and end in builder.stop_token_ids
+    ex = builder.encode_example("#Person1#: 안녕하세요.", "인사한다.")
+    ids = ex["input_ids"]
+    assert ids.count(tok.bos_token_id) == 1 and ids[0] == tok.bos_token_id
+    assert tok.decode(ids[:ex["prompt_len"]]).endswith("<start_of_turn>model\n")
+    assert ids[-1] == end
+    plain = load_tokenizer(str(gemma_dir), real_cfg("prompt.use_chat_template=false"))
+    plain.save_pretrained(str(tmp_path))  # a checkpoint trained in the instruction format
+    assert not load_tokenizer(str(tmp_path), cfg).chat_template
 
 
 @pytest.mark.slow
