@@ -2,12 +2,12 @@
 
 Both files are scored exactly as ``python -m src.evaluate`` scores them (same scorer, tokenizer and
 reference averaging: ``src.evaluation.score_frames``); the per-dialogue scores are then paired by
-fname (``src.evaluation.pairing``, which the evaluate stage's single-decode comparison shares). The difference A - B of final (and of R1/R2/RL) is the mean of the per-dialogue differences;
-its 95% interval is a percentile bootstrap over dialogues (``src.evaluation.paired``). ``p_a_better``
-is the share of resamples where A's mean is higher; ``split_agreement`` the share of random half
-splits (a public and a private board) where both halves pick the same winner. The table comes first,
-then the dialogues where A and B differ most; the last stdout line is one JSON object (final points
-as ``src.evaluate`` prints them). Problems: one ``error:`` line each on stderr, exit code 2.
+fname (``src.evaluation.pairing``, shared with the evaluate stage's comparison with the single decode). The
+difference A - B of final (and of R1/R2/RL) is the mean of the per-dialogue differences; its 95% interval is a
+percentile bootstrap over dialogues (``src.evaluation.paired``). ``p_a_better`` is the share of resamples where
+A's mean is higher; ``split_agreement`` the share of random half splits (a public and a private board) where both
+halves pick the same winner. The table comes first, then the dialogues where A and B differ most; the last stdout
+line is one JSON object (final points as ``src.evaluate`` prints them). Problems: one ``error:`` line each on stderr, exit code 2.
 """
 from __future__ import annotations
 

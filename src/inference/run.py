@@ -1,9 +1,10 @@
 """What the infer stage does: predict dev and test with one predictor, journaled, and write the files.
 
 Each finished batch goes to a journal next to its output; a rerun under the same settings reuses
-those rows and predicts only the rest. When MBR or ``inference.ensemble_from`` changes the dev predictions, this
-run's main decode of dev (candidate 0, before MBR and the ensemble) is written too (``dev_predictions_single``), so
-the evaluate stage can say whether the change helped; under MBR it comes from the journal's ``single`` field. The journals are removed once every output is written.
+those rows and predicts only the rest. The journals are removed once every output is written.
+When MBR or ``inference.ensemble_from`` changes the dev predictions, this run's main decode of dev (candidate 0,
+before MBR and the ensemble) is written too (``dev_predictions_single``), so the evaluate stage can say whether the
+change helped; under MBR it comes from the journal's ``single`` field.
 Everything here takes the resolved ``InferenceSettings`` (``src.inference.settings``) and plain paths; the
 stage (``src.stages.infer``) reads the run's context and calls ``predict_splits``.
 """
