@@ -7,7 +7,8 @@ difference A - B of final (and of R1/R2/RL) is the mean of the per-dialogue diff
 percentile bootstrap over dialogues (``src.evaluation.paired``). ``p_a_better`` is the share of resamples where
 A's mean is higher; ``split_agreement`` the share of random half splits (a public and a private board) where both
 halves pick the same winner. The table comes first, then the dialogues where A and B differ most; the last stdout
-line is one JSON object (final points as ``src.evaluate`` prints them). Problems: one ``error:`` line each on stderr, exit code 2.
+line is one JSON object (final points as ``src.evaluate`` prints them). Problems: one ``error:`` line each on
+stderr, exit code 2.
 """
 from __future__ import annotations
 
