@@ -2,19 +2,19 @@
 
 Both files are scored exactly as ``python -m src.evaluate`` scores them (same scorer, tokenizer and
 reference averaging: ``src.evaluation.score_frames``); the per-dialogue scores are then paired by
-fname. The difference A - B of final (and of R1/R2/RL) is the mean of the per-dialogue differences;
-its 95% interval is a percentile bootstrap over dialogues (``src.evaluation.paired``). ``p_a_better``
-is the share of resamples where A's mean is higher; ``split_agreement`` the share of random half
-splits (a public and a private board) where both halves pick the same winner. The table comes first,
-then the dialogues where A and B differ most; the last stdout line is one JSON object (final points
-as ``src.evaluate`` prints them). Problems: one ``error:`` line each on stderr, exit code 2.
+fname (``src.evaluation.pairing``, shared with the evaluate stage's comparison with the single decode). The
+difference A - B of final (and of R1/R2/RL) is the mean of the per-dialogue differences; its 95% interval is a
+percentile bootstrap over dialogues (``src.evaluation.paired``). ``p_a_better`` is the share of resamples where
+A's mean is higher; ``split_agreement`` the share of random half splits (a public and a private board) where both
+halves pick the same winner. The table comes first, then the dialogues where A and B differ most; the last stdout
+line is one JSON object (final points as ``src.evaluate`` prints them). Problems: one ``error:`` line each on
+stderr, exit code 2.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import math
 import sys
 from pathlib import Path
 from typing import Any, Collection, Optional
@@ -23,7 +23,6 @@ from src.utils.errors import UserError
 
 TOKENIZER_CHOICES = ("mecab", "kiwi", "whitespace")  # mirrors src.evaluation.TOKENIZERS without importing pandas
 ALL = "all"
-METRICS = ("final", "rouge1", "rouge2", "rougeL")
 LABELS = {"final": "final", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
 SHOWN_CHARS = 160  # of each text in the terminal's side-by-side view
 
@@ -50,66 +49,6 @@ def build_parser(prog: str = "python -m src.compare") -> argparse.ArgumentParser
     parser.add_argument("--out", default=None, help="folder for compare.json, rows.csv and report.md "
                         "(with --tokenizer all: one subfolder per tokenizer)")
     return parser
-
-
-def _read(path: str, label: str) -> tuple[Any, list[str]]:
-    from src.evaluation import read_scored_csv
-
-    try:
-        return read_scored_csv(path, label), []
-    except UserError as err:
-        return None, err.problems
-
-
-def score_pair(pred_a: str, pred_b: str, ref: str, tokenizer: str,
-               exclude: Collection[str] = ()) -> tuple[dict, dict, Any]:
-    """Score both files as src.evaluate does; (metrics A, metrics B, per-dialogue frame in the references' order
-    with ``<metric>_a``, ``<metric>_b``, ``<metric>_diff`` and the texts). Every problem of both files at once."""
-    import pandas as pd
-
-    from src.evaluation import score_frames
-
-    (a, pa), (b, pb), (r, pr) = _read(pred_a, "predictions A"), _read(pred_b, "predictions B"), _read(ref, "references")
-    problems = pa + pb + pr
-    if problems:
-        raise UserError(*problems)
-    if exclude:
-        a, b, r = (df[~df["fname"].astype(str).str.strip().isin(set(exclude))] for df in (a, b, r))
-    scored = []
-    for frame, name in ((a, pred_a), (b, pred_b)):
-        try:
-            scored.append(score_frames(frame, r, tokenizer, pred_name=name, ref_name=ref))
-        except UserError as err:
-            problems += err.problems
-    if problems:
-        raise UserError(*dict.fromkeys(problems))  # a references problem is found twice: say it once
-    (metrics_a, rows_a), (metrics_b, rows_b) = scored
-    order = pd.DataFrame({"fname": r["fname"].astype(str).str.strip().tolist()})
-    texts = [c for c in rows_a.columns if c not in METRICS and c not in ("fname", "prediction")]
-    rows = order.merge(rows_a[["fname", *METRICS, "prediction", *texts]], on="fname", how="left")
-    rows = rows.merge(rows_b[["fname", *METRICS, "prediction"]], on="fname", how="left", suffixes=("_a", "_b"))
-    for metric in METRICS:
-        rows[f"{metric}_diff"] = rows[f"{metric}_a"] - rows[f"{metric}_b"]
-    return metrics_a, metrics_b, rows
-
-
-def summarize_pair(metrics_a: dict, metrics_b: dict, rows: Any, resamples: int, seed: int) -> dict:
-    """The JSON object: n, final_a, final_b, diff, ci_low, ci_high, p_a_better, split_agreement, verdict, and the
-    same per ROUGE metric (F1 in [0, 1]) under ``metrics``."""
-    from src.evaluation.paired import intervals, split_agreement, verdict
-
-    found = intervals(rows[[f"{m}_diff" for m in METRICS]].to_numpy(), resamples, seed)
-    by_metric = dict(zip(METRICS, found))
-    final = by_metric["final"]
-    agreement = split_agreement(rows["final_diff"].to_numpy(), resamples, seed)
-    result = {"n": int(len(rows)), "final_a": metrics_a["final"], "final_b": metrics_b["final"], "diff": final.mean,
-              "ci_low": final.low, "ci_high": final.high, "p_a_better": final.p_above,
-              "split_agreement": None if math.isnan(agreement) else agreement,
-              "not_sure": final.contains_zero, "verdict": verdict(final), "resamples": resamples, "seed": seed,
-              "metrics": {m: {"a": metrics_a[m], "b": metrics_b[m], "diff": i.mean, "ci_low": i.low,
-                              "ci_high": i.high, "p_a_better": i.p_above}
-                          for m, i in by_metric.items() if m != "final"}}
-    return result
 
 
 def _excerpt(text: Any, limit: int = SHOWN_CHARS) -> str:
@@ -185,6 +124,8 @@ def write_report(out: Path, result: dict, rows: Any, lines: list[str], count: in
 def compare(pred_a: str, pred_b: str, ref: str, tokenizer: str, resamples: int, seed: int, show: int,
             out: Optional[str], exclude: Collection[str] = ()) -> tuple[dict, list[str]]:
     """Score, pair, bootstrap; (the JSON object, the lines printed before it); writes the report with ``out``."""
+    from src.evaluation.pairing import score_pair, summarize_pair
+
     metrics_a, metrics_b, rows = score_pair(pred_a, pred_b, ref, tokenizer, exclude)
     result = summarize_pair(metrics_a, metrics_b, rows, resamples, seed)
     result.update(tokenizer=tokenizer, a=str(pred_a), b=str(pred_b), ref=str(ref))

@@ -15,7 +15,9 @@ class MbrConfig:
 
     num_candidates: int = opt(1, "candidates per dialogue: the configured decode, the tune stage's next best "
                                  "settings (mbr.from_tune), then samples (1: off)", ge=1)
-    from_tune: int = opt(0, "how many of the tune stage's next best settings add a candidate each", ge=0)
+    from_tune: int = opt(0, "how many of the tune stage's next best settings add a candidate each (the tune stage "
+                            "then checks MBR on its rows; tune.select=confident turns MBR off unless it beats the "
+                            "chosen setting with confidence)", ge=0)
     temperature: float = opt(0.7, "sampling temperature of the sampled candidates", gt=0)
     top_p: float = opt(0.95, "nucleus share of the sampled candidates", gt=0, le=1)
     weights: tuple[float, ...] = opt((1.0, 1.0, 1.0), "utility weights of ROUGE-1, ROUGE-2, ROUGE-L F1", ge=0)

@@ -75,6 +75,18 @@ def _by_length(per_row: pd.DataFrame) -> list[str]:
     return lines + [""]
 
 
+SINGLE_LABELS = {"mbr": "MBR", "ensemble": "The ensemble", "mbr+ensemble": "MBR and the ensemble",
+                 "unknown": "MBR or the ensemble"}  # what changed the dev predictions (src.inference.run.changed_by)
+
+
+def single_line(found: dict) -> str:
+    """One sentence from a ``vs_single`` entry: "MBR vs the single decode: +0.42 [-0.31, +1.20] on 90 dialogues: not
+    sure" (or "better"/"worse" when the interval excludes 0)."""
+    sure = "not sure" if found["not_sure"] else ("better" if found["ci_low"] > 0 else "worse")
+    return (f"{SINGLE_LABELS.get(found['what'], found['what'])} vs the single decode: {found['diff']:+.2f} "
+            f"[{found['ci_low']:+.2f}, {found['ci_high']:+.2f}] on {found['n']} dialogues: {sure}")
+
+
 def render_report(metrics: dict, per_row: pd.DataFrame, hist_name: str) -> str:
     """The markdown report: title, metrics, histogram, scores by dialogue length, the worst rows side by side."""
     source = metrics.get("predictions")
@@ -87,7 +99,9 @@ def render_report(metrics: dict, per_row: pd.DataFrame, hist_name: str) -> str:
         lines.append(f"| {label} | {metrics.get(key, float('nan')):.4f} |")
     lines.append(f"| final (100 x mean) | {metrics.get('final', float('nan')):.2f} |")
     lines.append(f"| dialogues | {metrics.get('n', len(per_row))} |")
-    extras = {k: v for k, v in metrics.items() if k not in ("rouge1", "rouge2", "rougeL", "final", "n")}
+    if metrics.get("vs_single"):
+        lines += ["", single_line(metrics["vs_single"])]
+    extras = {k: v for k, v in metrics.items() if k not in ("rouge1", "rouge2", "rougeL", "final", "n", "vs_single")}
     lines += [""] + [f"- {key}: `{value}`" for key, value in extras.items()]
     lines += ["", "## Per-row final scores", "", f"![histogram of per-row final scores]({hist_name})", ""]
     lines += _by_length(per_row)

@@ -1,7 +1,8 @@
 """A JSONL journal of finished summaries, so an interrupted inference resumes where it stopped.
 
 One file per output (``submission.journal.jsonl`` next to ``submission.csv``); one line per
-finished dialogue, ``{"fname", "summary", "settings"}``, appended and fsynced as each batch
+finished dialogue, ``{"fname", "summary", "settings"}`` (under MBR also ``"single"``: the main decode, candidate 0,
+so a resumed run still writes ``dev_predictions_single.csv``), appended and fsynced as each batch
 completes (``src.utils.journal``). ``settings`` hashes everything that decides a summary (checkpoint, generation and
 prompt settings, the input files); rows written under other settings are discarded on load.
 """
@@ -43,13 +44,15 @@ def journal_path(output: Path) -> Path:
 
 
 class PredictionJournal:
-    """Finished ``fname -> summary`` rows of one output under one settings hash (``src.utils.journal`` lines)."""
+    """Finished ``fname -> summary`` rows of one output under one settings hash (``src.utils.journal`` lines), and
+    ``fname -> single`` (the main decode before MBR) for the rows journaled with it."""
 
     def __init__(self, path: Path, settings: str) -> None:
         self.file = JsonlJournal(path)
         self.path = self.file.path
         self.settings = settings
         self.done: dict[str, str] = {}
+        self.singles: dict[str, str] = {}
         self._load()
 
     def _load(self) -> None:
@@ -60,6 +63,8 @@ class PredictionJournal:
                 torn += 1
             elif rec.get("settings") == self.settings:
                 self.done[str(rec["fname"])] = str(rec["summary"])
+                if "single" in rec:
+                    self.singles[str(rec["fname"])] = str(rec["single"])
             else:
                 stale += 1
         if stale or torn:
@@ -70,11 +75,15 @@ class PredictionJournal:
             log.info("journal %s: %d finished summaries reused", self.path, len(self.done))
 
     def _records(self, rows: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
-        return [{"fname": f, "summary": s, "settings": self.settings} for f, s in rows]
+        return [{"fname": f, "summary": s, "settings": self.settings,
+                 **({"single": self.singles[f]} if f in self.singles else {})} for f, s in rows]
 
-    def append(self, fnames: Iterable[str], summaries: Iterable[str]) -> None:
-        """Record finished rows and make them durable before returning."""
+    def append(self, fnames: Iterable[str], summaries: Iterable[str], singles: Optional[Iterable[str]] = None) -> None:
+        """Record finished rows (with ``singles``, each row's main decode before MBR) and make them durable before
+        returning."""
         rows = list(zip(fnames, summaries))
+        if singles is not None:
+            self.singles.update(zip([f for f, _ in rows], singles))
         self.file.append(self._records(rows))
         self.done.update(rows)
 

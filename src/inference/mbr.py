@@ -74,6 +74,7 @@ class MbrPredictor:
     weights: tuple[float, ...]
     chunk: int = 32
     picks: list[int] = field(default_factory=list)  # which run won, per dialogue (for the manifest)
+    last_main: list[str] = field(default_factory=list)  # the last chunk's main decode (run 0), for the journal
 
     @property
     def stats(self) -> Any:
@@ -86,12 +87,15 @@ class MbrPredictor:
 
     def predict_dataframe(self, df: pd.DataFrame, on_batch: Optional[Callable[[list[str], list[str]], None]] = None,
                           **overrides: Any) -> pd.DataFrame:
-        """``fname,summary``: per chunk, every run's candidates, then the consensus per dialogue."""
+        """``fname,summary``: per chunk, every run's candidates, then the consensus per dialogue. ``last_main`` holds
+        the chunk's main decode (run 0) when ``on_batch`` is called, so the journal keeps the single decode too."""
         fnames, dialogues = df["fname"].astype(str).tolist(), df["dialogue"].astype(str).tolist()
         out: list[str] = []
         for start in range(0, len(fnames), self.chunk):
             names, texts = fnames[start:start + self.chunk], dialogues[start:start + self.chunk]
-            chosen = self._select(self._candidates(texts, names, overrides))
+            pools = self._candidates(texts, names, overrides)
+            self.last_main = [pool[0] for pool in pools]
+            chosen = self._select(pools)
             out += chosen
             if on_batch is not None:
                 on_batch(names, chosen)

@@ -2,6 +2,9 @@
 
 Each finished batch goes to a journal next to its output; a rerun under the same settings reuses
 those rows and predicts only the rest. The journals are removed once every output is written.
+When MBR or ``inference.ensemble_from`` changes the dev predictions, this run's main decode of dev (candidate 0,
+before MBR and the ensemble) is written too (``dev_predictions_single``), so the evaluate stage can say whether the
+change helped; under MBR it comes from the journal's ``single`` field.
 Everything here takes the resolved ``InferenceSettings`` (``src.inference.settings``) and plain paths; the
 stage (``src.stages.infer``) reads the run's context and calls ``predict_splits``.
 """
@@ -38,7 +41,7 @@ def predict_journaled(predictor: Any, df: pd.DataFrame, journal: PredictionJourn
         progress = BatchProgress(len(todo), f"infer {journal.path.name.split('.')[0]}")
 
         def finished(fnames: list[str], summaries: list[str]) -> None:
-            journal.append(fnames, summaries)
+            journal.append(fnames, summaries, predictor.last_main if isinstance(predictor, MbrPredictor) else None)
             progress.update(len(fnames))
 
         predictor.predict_dataframe(todo, on_batch=finished)
@@ -85,7 +88,8 @@ def predict_splits(settings: InferenceSettings, frames: dict[str, pd.DataFrame],
     predictor = with_mbr(cfg, base, tuning_csv)
     targets = {"dev": "dev_predictions", "test": "submission"}
     stats: dict[str, dict[str, Any]] = {}
-    journals = []
+    journals: list[PredictionJournal] = []
+    single: dict[str, Any] = {}
     for split, df in frames.items():
         output = outputs[targets[split]]
         pred, journal, stats[split] = _predict_split(settings, predictor, df, files[split], output)
@@ -93,15 +97,49 @@ def predict_splits(settings: InferenceSettings, frames: dict[str, pd.DataFrame],
             write_submission(pred, df, output)
         else:
             atomic_write_csv(output, pred, for_spreadsheets=True)  # read back by evaluate (sheet_unsafe)
+            single = write_single(cfg, predictor, pred, journal, outputs.get("dev_predictions_single"))
         journals.append(journal)
     for j in journals:
         j.remove()
     assert settings.checkpoint is not None
     report = _report(cfg, settings.checkpoint, stats)
+    if single:
+        report["single_decode"] = single
     report["engine"] = engine_record(base.choice, base.engine or base)
     if isinstance(predictor, MbrPredictor):
         report["mbr"] = predictor.summary()
     return report
+
+
+def changed_by(cfg: Config, predictor: Any) -> str:
+    """What changes this run's dev predictions after its main decode: "mbr", "ensemble", both ("mbr+ensemble") or
+    "" (nothing: no single decode to write)."""
+    return "+".join(what for what, on in (("mbr", isinstance(predictor, MbrPredictor)),
+                                          ("ensemble", bool(cfg.inference.ensemble_from))) if on)
+
+
+def write_single(cfg: Config, predictor: Any, pred: pd.DataFrame, journal: PredictionJournal,
+                 output: Optional[Path]) -> dict[str, Any]:
+    """Write the dev rows' main decode before MBR and the ensemble to ``output``; {} when nothing changes them (or
+    no ``output`` is asked for), else what changes them and the file, or why it was not written."""
+    what = changed_by(cfg, predictor)
+    if not what or output is None:
+        return {}
+    fnames = pred["fname"].tolist()
+    if not isinstance(predictor, MbrPredictor):
+        main = pred  # the ensemble runs after: these are the main decode
+    elif all(f in journal.singles for f in fnames):
+        main = pd.DataFrame({"fname": fnames, "summary": [journal.singles[f] for f in fnames]})
+    else:
+        missing = sum(f not in journal.singles for f in fnames)
+        reason = (f"{missing} of {len(fnames)} dev rows were journaled without their main decode (by an older "
+                  f"version): {output.name} not written, so evaluate cannot compare {what} with the single decode; "
+                  "delete the dev journal and rerun infer to get it")
+        log.warning("%s", reason)
+        return {"what": what, "written": False, "reason": reason}
+    atomic_write_csv(output, main, for_spreadsheets=True)
+    log.info("%s: the main decode of dev before %s", output.name, what)
+    return {"what": what, "written": True, "file": str(output)}
 
 
 def with_mbr(cfg: Config, predictor: Any, tuning_csv: Optional[Path]) -> Any:

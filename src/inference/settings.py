@@ -3,7 +3,9 @@
 Layers, later wins: the run's config; the checkpoint's prompt settings (``pipeline_inference.json``,
 unless ``inference.prompt_from_checkpoint=false``); for seq2seq the ``seq2seq.*`` generation defaults
 (where the config left an inference key at its causal default); the tune stage's choice
-(``best_generation.yaml``); and last the keys given on the command line, which win whatever their value.
+(``best_generation.yaml``: its ``inference`` and ``prompt`` keys, and ``mbr.use: false`` as
+``inference.mbr.num_candidates=1``); and last the keys given on the command line (``inference.mbr.*`` too), which win
+whatever their value.
 Then ``max_new_tokens: auto`` is resolved (seq2seq: ``seq2seq.generation_max_length``; causal: the cap
 recorded with the checkpoint). ``resolve_settings`` is the only place this happens: the infer and tune
 stages, the predictors, MBR's candidates and ``--dry-run`` all take the frozen ``InferenceSettings`` it
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 CONFIG, CHECKPOINT, TUNE, COMMAND_LINE, SEQ2SEQ = "config", "checkpoint", "tune", "command line", "seq2seq.*"
 # the keys the log and --dry-run show: every inference key that decides a summary except the sections
 SHOWN = tuple(k for k in DECIDING_KEYS if k not in ("mbr",))
+MBR_SHOWN = ("num_candidates",)  # of the mbr section: whether MBR is on (the tune stage may turn it off)
 SEQ2SEQ_DEFAULTS = {"max_new_tokens": "generation_max_length", "num_beams": "num_beams",
                     "no_repeat_ngram_size": "no_repeat_ngram_size"}  # inference key -> the seq2seq.* key standing in
 
@@ -59,7 +62,8 @@ class InferenceSettings:
 
     def lines(self) -> list[str]:
         """``key = value  (source)`` for the generation keys and the prompt keys."""
-        keys = [f"inference.{k}" for k in SHOWN] + [f"prompt.{f.name}" for f in dataclasses.fields(PromptConfig)]
+        keys = ([f"inference.{k}" for k in SHOWN] + [f"inference.mbr.{k}" for k in MBR_SHOWN]
+                + [f"prompt.{f.name}" for f in dataclasses.fields(PromptConfig)])
         return [f"{key} = {_value(self.cfg, key)!r}  ({self.sources.get(key, CONFIG)})" for key in keys]
 
     def log(self) -> None:
@@ -70,36 +74,55 @@ class InferenceSettings:
 
 
 def _value(cfg: Config, key: str) -> Any:
-    section, name = key.split(".", 1)
-    return getattr(getattr(cfg, section), name)
+    """The value of a dotted key (``inference.num_beams``, ``inference.mbr.num_candidates``)."""
+    found: Any = cfg
+    for name in key.split("."):
+        found = getattr(found, name)
+    return found
+
+
+def _keys(cfg: Config) -> list[str]:
+    """Every inference.* and prompt.* key, the mbr section's one by one (``inference.mbr.num_candidates``)."""
+    keys = [f"inference.mbr.{f.name}" for f in dataclasses.fields(cfg.inference.mbr)]
+    for section in ("inference", "prompt"):
+        keys += [f"{section}.{f.name}" for f in dataclasses.fields(getattr(cfg, section)) if f.name != "mbr"]
+    return keys
 
 
 def _mark(before: Config, after: Config, sources: dict[str, str], source: str) -> None:
     """Record ``source`` for every inference.* and prompt.* value that differs between the two configs."""
-    for section in ("inference", "prompt"):
-        for f in dataclasses.fields(getattr(after, section)):
-            key = f"{section}.{f.name}"
-            if _value(before, key) != _value(after, key):
-                sources[key] = source
+    for key in _keys(after):
+        if _value(before, key) != _value(after, key):
+            sources[key] = source
+
+
+def _with(cfg: Config, values: dict[str, Any]) -> Config:
+    """``cfg`` with ``values`` (dotted keys of ``_keys``) in place."""
+    parts: dict[str, dict[str, Any]] = {"inference": {}, "prompt": {}, "mbr": {}}
+    for key, value in values.items():
+        *path, name = key.split(".")
+        parts[path[-1]][name] = value
+    inference = replace(cfg.inference, mbr=replace(cfg.inference.mbr, **parts["mbr"]), **parts["inference"])
+    return replace(cfg, inference=inference, prompt=replace(cfg.prompt, **parts["prompt"]))
 
 
 def _keep_explicit(layered: Config, cfg: Config, explicit: frozenset[str]) -> Config:
-    """``layered`` with every inference.*/prompt.* key given on the command line back at the config's value."""
-    sections: dict[str, dict[str, Any]] = {"inference": {}, "prompt": {}}
-    for key in explicit:
-        section, _, name = key.partition(".")
-        if section in sections and "." not in name and hasattr(getattr(cfg, section), name):
-            sections[section][name] = _value(cfg, key)
-    return replace(layered, inference=replace(layered.inference, **sections["inference"]),
-                   prompt=replace(layered.prompt, **sections["prompt"]))
+    """``layered`` with every inference.*/prompt.* key given on the command line (``inference.mbr.*`` too) back at
+    the config's value."""
+    named = {key for key in _keys(cfg) if key in explicit or key.rpartition(".")[0] in explicit}
+    return _with(layered, {key: _value(cfg, key) for key in named})
 
 
-def tuned_choice(best: Optional[Path]) -> dict[str, dict[str, Any]]:
-    """The tune stage's ``best_generation.yaml`` as {"inference": {...}, "prompt": {...}} ({} when it is absent)."""
+def tuned_choice(best: Optional[Path]) -> dict[str, Any]:
+    """The tune stage's ``best_generation.yaml`` as dotted keys ({} when it is absent): its ``inference`` and
+    ``prompt`` keys, and ``inference.mbr.num_candidates = 1`` where its MBR check says ``use: false``."""
     if best is None or not Path(best).is_file():
         return {}
     chosen = yaml.safe_load(Path(best).read_text(encoding="utf-8")) or {}
-    return {s: dict(chosen.get(s) or {}) for s in ("inference", "prompt")}
+    found = {f"{s}.{k}": v for s in ("inference", "prompt") for k, v in dict(chosen.get(s) or {}).items()}
+    if (chosen.get("mbr") or {}).get("use") is False:
+        found["inference.mbr.num_candidates"] = 1
+    return found
 
 
 def resolve_settings(cfg: Config, checkpoint: Optional[Path], current_pool: Optional[Path], tuned: Optional[Path],
@@ -131,9 +154,7 @@ def _layered(cfg: Config, folder: Optional[Path], record: dict[str, Any], checkp
     layered = settings_for_inference(cfg, folder, record) if folder is not None else cfg
     _mark(cfg, layered, sources, f"{CHECKPOINT} {checkpoint}")
     layered = _seq2seq_defaults(layered, sources, explicit)
-    chosen = tuned_choice(tuned)
-    after_tune = replace(layered, inference=replace(layered.inference, **chosen.get("inference", {})),
-                         prompt=replace(layered.prompt, **chosen.get("prompt", {})))
+    after_tune = _with(layered, tuned_choice(tuned))
     _mark(layered, after_tune, sources, f"{TUNE} {tuned}")
     final = _keep_explicit(after_tune, cfg, explicit)
     sources.update({k: COMMAND_LINE for k in explicit if k.split(".", 1)[0] in ("inference", "prompt")})

@@ -9,15 +9,23 @@ were scored on: the paired difference of the per-row final scores, with a 95% bo
 those rows (``src.evaluation.paired``, seeded by ``seed``). ``tune.select``: ``confident`` chooses the best
 setting of the last round whose interval lies above 0, else the baseline; ``best`` the setting with the
 best final on the most rows, baseline included.
+
+MBR is held to the same rule (``mbr_check``): with ``inference.mbr.num_candidates > 1`` and ``inference.mbr.from_tune
+> 0`` its tune candidates (the chosen setting and the next ones in tuning.csv order, as ``src.inference.mbr.tune_runs``
+reads them) are already journaled on the tuning rows, so the consensus of each row is compared with the chosen
+setting's summary there without generating anything. Under ``confident`` MBR stays on only when that interval lies
+above 0; under ``best`` it stays as configured.
 """
 from __future__ import annotations
 
 import logging
 import math
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from src.config import Config
+from src.config import Config, MbrConfig
+from src.evaluation.consensus import select_consensus
 from src.evaluation.paired import RESAMPLES, Interval, mean_interval
 from src.inference.tuning import Generate, Score, Setting, Trial, setting_id
 
@@ -115,3 +123,62 @@ def table_columns(trial: Trial, baseline: Trial, chosen: Trial, intervals: dict[
     return {"baseline": trial is baseline, "chosen": trial is chosen,
             "diff": interval.mean if interval else nan, "ci_low": interval.low if interval else nan,
             "ci_high": interval.high if interval else nan}
+
+
+def table_order(trials: list[Trial], chosen: Trial) -> list[Trial]:
+    """The rows of tuning.csv: the chosen setting first (the main decode MBR builds on), then ``trials``' order."""
+    return [chosen] + [t for t in trials if t is not chosen]
+
+
+@dataclass(frozen=True)
+class MbrCheck:
+    """MBR over the tune candidates against the chosen setting on the tuning rows, and whether MBR stays on."""
+
+    candidates: int  # tune candidates checked (the chosen setting included)
+    rows: int  # the tuning-row prefix every one of them was scored on
+    interval: Optional[Interval]  # (MBR's per-row final - the chosen setting's); None: nothing to compare
+    use: bool
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``mbr`` entry of best_generation.yaml and of the tune stage's manifest."""
+        found = self.interval
+        return {"candidates": self.candidates, "rows": self.rows, "diff": found.mean if found else None,
+                "ci_low": found.low if found else None, "ci_high": found.high if found else None,
+                "p_above": found.p_above if found else None, "use": self.use, "reason": self.reason}
+
+
+def mbr_check(ordered: list[Trial], fnames: list[str], generate: Generate, row_score: RowScore, mbr: MbrConfig,
+              tokenizer: str, select: str, seed: int) -> Optional[MbrCheck]:
+    """Should MBR stay on? None unless ``mbr.num_candidates > 1`` and ``mbr.from_tune > 0``.
+
+    ``ordered`` is tuning.csv's order (``table_order``); the candidates are its first ``1 + min(from_tune,
+    num_candidates - 1)`` settings, on the first ``rows`` tuning rows all of them were scored on. ``generate`` is the
+    journaled generator, so nothing new is generated. Sampled candidates are never generated on the tuning rows:
+    the rule then rests on the tune candidates alone, and the reason says so. A candidate's ``instruction`` (when
+    the space searches it) is in its journaled summaries; infer's MBR decodes every candidate with the chosen one.
+    """
+    if mbr.num_candidates <= 1 or mbr.from_tune <= 0:
+        return None
+    pool = ordered[:1 + min(mbr.from_tune, mbr.num_candidates - 1)]
+    rows = min(t.rows for t in pool)
+    sampled = mbr.num_candidates - len(pool)  # candidate_runs fills the rest with samples
+    scope = (f"only the {len(pool)} tune candidate(s) were checked, not the {sampled} sampled one(s) (never "
+             "generated on the tuning rows); " if sampled else "")
+    keep = "MBR stays as configured" if select == "best" else "MBR turned off (inference.mbr.num_candidates=1)"
+    if len(pool) < 2 or rows < 1:
+        return MbrCheck(len(pool), rows, None, select == "best",
+                        f"tune.select={select}: {scope}no second tune candidate scored on the tuning rows to check "
+                        f"MBR against the chosen setting: {keep}")
+    names = fnames[:rows]
+    texts = [generate(t.setting, names) for t in pool]
+    picks = select_consensus([list(row) for row in zip(*texts)], tokenizer=tokenizer, weights=mbr.weights)
+    consensus = [texts[pick][i] for i, pick in enumerate(picks)]
+    found = mean_interval([a - b for a, b in zip(row_score(consensus, names), row_score(texts[0], names))],
+                          RESAMPLES, seed)
+    sure = found.low > 0
+    if select != "best":
+        keep = "interval above 0: MBR stays on" if sure else f"{'not sure' if found.high >= 0 else 'worse'}: {keep}"
+    return MbrCheck(len(pool), rows, found, select == "best" or sure,
+                    f"tune.select={select}: {scope}MBR over {len(pool)} tune candidates vs the chosen setting "
+                    f"{found.mean:+.2f} [{found.low:+.2f}, {found.high:+.2f}] on {rows} rows: {keep}")

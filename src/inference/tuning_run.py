@@ -17,7 +17,8 @@ from src.evaluation.paired import Interval
 from src.inference.factory import load_predictor
 from src.inference.journal import prediction_key
 from src.inference.settings import InferenceSettings
-from src.inference.tune_select import (baseline_setting, choose, compare_with_baseline, row_scorer, score_baseline, table_columns)
+from src.inference.tune_select import (MbrCheck, baseline_setting, choose, compare_with_baseline, mbr_check, row_scorer,
+                                       score_baseline, table_columns, table_order)
 from src.inference.tuning import Setting, TUNABLE, Trial, candidates, search, setting_id
 from src.prompting.builder import PromptBuilder
 from src.utils.errors import UserError
@@ -163,13 +164,18 @@ def tune_generation(cfg: Config, settings: InferenceSettings, dev_path: Path,
     generate = _generator(run_cfg, predictor, dev, JsonlJournal(outputs["journal"]), journal_key(settings, dev_path))
     trials = search(space, rows, cfg.tune, generate, score)
     trials, baseline = score_baseline(trials, baseline_setting(run_cfg, sorted(cfg.tune.space)), rows, generate, score)
-    intervals = compare_with_baseline(trials, baseline, rows, generate, row_scorer(references, cfg.evaluation.tokenizer),
-                                      cfg.seed)
+    row_score = row_scorer(references, cfg.evaluation.tokenizer)
+    intervals = compare_with_baseline(trials, baseline, rows, generate, row_score, cfg.seed)
     chosen, reason = choose(trials, baseline, intervals, cfg.tune.select)
     log.info("tune: chose %s: %s", "the baseline" if chosen is baseline else chosen.setting, reason)
-    write_results(trials, run_cfg, outputs, baseline, chosen, intervals, reason)
+    mbr = mbr_check(table_order(trials, chosen), rows, generate, row_score, run_cfg.inference.mbr,
+                    cfg.evaluation.tokenizer, cfg.tune.select, cfg.seed)
+    if mbr is not None:
+        log.info("tune: MBR %s: %s", "on" if mbr.use else "off", mbr.reason)
+    write_results(trials, run_cfg, outputs, baseline, chosen, intervals, reason, mbr)
     best, found = trials[0], intervals.get(setting_id(chosen.setting))
     return {"best": best.setting, "best_final": best.scores.get("final"), "best_rows": best.rows,
+            **({"mbr": mbr.as_dict()} if mbr is not None else {}),
             "chosen": chosen.setting, "chosen_is_baseline": chosen is baseline, "chosen_final": chosen.scores["final"],
             "baseline": baseline.setting, "baseline_final": baseline.scores["final"], "select": cfg.tune.select,
             "reason": reason, **({"diff": found.mean, "ci_low": found.low, "ci_high": found.high} if found else {}),
@@ -177,10 +183,10 @@ def tune_generation(cfg: Config, settings: InferenceSettings, dev_path: Path,
 
 
 def write_results(trials: list[Trial], cfg: Config, outputs: dict[str, Path], baseline: Trial, chosen: Trial,
-                  intervals: dict[str, Interval], reason: str) -> None:
+                  intervals: dict[str, Interval], reason: str, mbr: Optional[MbrCheck] = None) -> None:
     """tuning.csv (the chosen setting first, the main decode MBR builds on; then best first), tuning.png and
-    best_generation.yaml (the chosen setting, and why)."""
-    ordered = [chosen] + [t for t in trials if t is not chosen]
+    best_generation.yaml (the chosen setting, and why; with ``mbr``, whether MBR stays on, and why)."""
+    ordered = table_order(trials, chosen)
     table = pd.DataFrame([{**t.row(), **table_columns(t, baseline, chosen, intervals)} for t in ordered])
     atomic_write_csv(outputs["tuning"], table)
     overrides, instruction = _overrides(cfg, chosen.setting)
@@ -189,7 +195,8 @@ def write_results(trials: list[Trial], cfg: Config, outputs: dict[str, Path], ba
             "score": chosen.scores, "rows": chosen.rows, "scorer": cfg.evaluation.tokenizer,
             "chosen": "baseline" if chosen is baseline else setting_id(chosen.setting), "select": cfg.tune.select,
             "reason": reason, "baseline_score": dict(baseline.scores),
-            **({"diff": found.mean, "ci_low": found.low, "ci_high": found.high} if found else {})}
+            **({"diff": found.mean, "ci_low": found.low, "ci_high": found.high} if found else {}),
+            **({"mbr": mbr.as_dict()} if mbr is not None else {})}
     atomic_write_text(outputs["best"], yaml.safe_dump(best, allow_unicode=True, sort_keys=False))
     _plot(table, outputs["plot"])
 

@@ -1,4 +1,10 @@
-"""Evaluate stage: ROUGE of the dev predictions against the dev summaries."""
+"""Evaluate stage: ROUGE of the dev predictions against the dev summaries.
+
+When the infer stage wrote ``dev_predictions_single.csv`` (its main decode before MBR or an ensemble changed the dev
+predictions), both are scored on the same rows with the same tokenizer and paired by dialogue
+(``src.evaluation.pairing``): metrics.json gains ``vs_single`` (the difference, its 95% bootstrap interval seeded by
+``seed``, and whether it is sure) and report.md one line saying whether the change helped.
+"""
 from __future__ import annotations
 
 import logging
@@ -8,6 +14,9 @@ from typing import Any, Optional
 from src.config import Config
 from src.context import RunContext, present
 from src.evaluation import evaluate_files
+from src.evaluation.paired import RESAMPLES
+from src.evaluation.pairing import score_pair, summarize_pair
+from src.evaluation.report import single_line
 from src.inference.tuning_run import excluded_rows
 
 log = logging.getLogger(__name__)
@@ -29,9 +38,12 @@ def fallback(ctx: RunContext) -> dict[str, Optional[Path]]:
 
 def inputs(ctx: RunContext) -> dict[str, Optional[Path]]:
     """Dev predictions and the dev references: the dev rows as materialized from their sources (mapped,
-    subsampled) but not cleaned, so scores are against the summaries as given."""
+    subsampled) but not cleaned, so scores are against the summaries as given; the tuning rows; the single decode
+    of dev where the infer stage wrote one."""
+    single = ctx.upstream("infer", "dev_predictions_single")
     return {"dev_predictions": ctx.upstream("infer", "dev_predictions"),
-            "dev": ctx.upstream("preprocess", "dev_references"), "tuning_rows": ctx.upstream("tune", "rows")}
+            "dev": ctx.upstream("preprocess", "dev_references"), "tuning_rows": ctx.upstream("tune", "rows"),
+            **({"dev_predictions_single": single} if single is not None and single.is_file() else {})}
 
 
 def config_parts(cfg: Config) -> dict[str, Any]:
@@ -50,11 +62,30 @@ def run(ctx: RunContext) -> dict[str, Any]:
     excluded = excluded_rows(ins.get("tuning_rows"))
     if excluded:
         log.info("evaluate: the %d dev rows the tune stage searched on are left out of the dev score", len(excluded))
+    compared = vs_single(ctx, ins, excluded)
     metrics = evaluate_files(present(ins, "dev_predictions"), present(ins, "dev"), tokenizer=ctx.cfg.evaluation.tokenizer,
-                             out_dir=ctx.run_dir, exclude=excluded, extra=provenance(ctx))
+                             out_dir=ctx.run_dir, exclude=excluded,
+                             extra={**provenance(ctx), **({"vs_single": compared} if compared else {})})
     log.info("dev ROUGE-1 %.4f ROUGE-2 %.4f ROUGE-L %.4f final %.2f (n=%d)", metrics["rouge1"], metrics["rouge2"],
              metrics["rougeL"], metrics["final"], metrics["n"])
-    return {"metrics": metrics}
+    return {"metrics": metrics, **({"vs_single": compared} if compared else {})}
+
+
+def vs_single(ctx: RunContext, ins: dict[str, Optional[Path]], excluded: set[str]) -> dict[str, Any]:
+    """The dev predictions against the single decode on the rows evaluate scores: {n, final_single, diff, ci_low,
+    ci_high, p_better, not_sure, what} ({} without a single decode)."""
+    single = ins.get("dev_predictions_single")
+    if single is None:
+        return {}
+    metrics, single_metrics, rows = score_pair(present(ins, "dev_predictions"), single, present(ins, "dev"),
+                                               ctx.cfg.evaluation.tokenizer, excluded)
+    found = summarize_pair(metrics, single_metrics, rows, RESAMPLES, ctx.cfg.seed)
+    what = (ctx.manifest.entry("infer").get("single_decode") or {}).get("what") or "unknown"  # run.write_single
+    compared = {"n": found["n"], "final_single": found["final_b"], "diff": found["diff"], "ci_low": found["ci_low"],
+                "ci_high": found["ci_high"], "p_better": found["p_a_better"], "not_sure": found["not_sure"],
+                "what": what}
+    log.info("evaluate: %s", single_line(compared))
+    return compared
 
 
 def provenance(ctx: RunContext) -> dict[str, Any]:

@@ -1,4 +1,9 @@
-"""Infer stage: summaries for dev (scored later) and test (the submission)."""
+"""Infer stage: summaries for dev (scored later) and test (the submission).
+
+When MBR (``inference.mbr.num_candidates > 1``, unless the tune stage turned it off) or ``inference.ensemble_from``
+changes the dev predictions, ``dev_predictions_single.csv`` holds this run's main decode of dev before them (the
+evaluate stage compares the two); an older one is removed first, so it never outlives the setting that wrote it.
+"""
 from __future__ import annotations
 
 import logging
@@ -27,17 +32,25 @@ required: tuple[str, ...] = ("checkpoint", "test")
 command_line: tuple[str, ...] = ("inference", "prompt")  # sections whose command-line keys win (src.pipeline.fingerprint)
 
 
+SINGLE = "dev_predictions_single.csv"
+
+
 def outputs(ctx: RunContext) -> dict[str, Path]:
-    """Dev predictions (when predicted) and the submission."""
+    """Dev predictions (when predicted), the submission and, where MBR or an ensemble may change the dev predictions,
+    the single decode of dev (the manifest records it only when written)."""
     out = {"submission": ctx.run_dir / "submission.csv"}
-    if ctx.cfg.inference.predict_dev:
+    gen = ctx.cfg.inference
+    if gen.predict_dev:
         out["dev_predictions"] = ctx.run_dir / "dev_predictions.csv"
+        if gen.mbr.num_candidates > 1 or gen.ensemble_from:
+            out["dev_predictions_single"] = ctx.run_dir / SINGLE
     return out
 
 
 def fallback(ctx: RunContext) -> dict[str, Optional[Path]]:
     """Skipped inference: earlier predictions of this run, if any."""
-    return {"submission": ctx.run_dir / "submission.csv", "dev_predictions": ctx.run_dir / "dev_predictions.csv"}
+    return {"submission": ctx.run_dir / "submission.csv", "dev_predictions": ctx.run_dir / "dev_predictions.csv",
+            "dev_predictions_single": ctx.run_dir / SINGLE}
 
 
 def inputs(ctx: RunContext) -> dict[str, Optional[Path]]:
@@ -103,6 +116,11 @@ def run(ctx: RunContext) -> dict[str, Any]:
     choice = tune_choice(ins.get("tuned"))
     if choice:
         log.info("infer: the tune stage chose %s: %s", choice["chosen"], choice["reason"])
+    if "mbr" in choice:
+        log.info("infer: MBR %s with %d candidate(s) (%s); the tune stage's check: %s",
+                 "on" if settings.gen.mbr.num_candidates > 1 else "off", settings.gen.mbr.num_candidates,
+                 settings.sources.get("inference.mbr.num_candidates", "config"), choice["mbr"].get("reason"))
+    (ctx.run_dir / SINGLE).unlink(missing_ok=True)  # written again below when this run's settings make one
     files = {"dev": ins.get("dev"), "test": present(ins, "test")}
     report = predict_splits(settings, frames, {k: v for k, v in files.items() if v is not None}, outs,
                             ins.get("tuning"))
@@ -112,14 +130,14 @@ def run(ctx: RunContext) -> dict[str, Any]:
 
 
 def tune_choice(tuned: Optional[Path]) -> dict[str, Any]:
-    """What the tune stage chose and why (from ``best_generation.yaml``); {} without a tune stage or from a run
-    older than the choice."""
+    """What the tune stage chose and why (from ``best_generation.yaml``), with its MBR check when it made one; {}
+    without a tune stage or from a run older than the choice."""
     if tuned is None or not Path(tuned).is_file():
         return {}
     found = yaml.safe_load(Path(tuned).read_text(encoding="utf-8")) or {}
     if not isinstance(found, dict) or "reason" not in found:
         return {}
-    return {k: found[k] for k in ("chosen", "select", "reason", "diff", "ci_low", "ci_high") if k in found}
+    return {k: found[k] for k in ("chosen", "select", "reason", "diff", "ci_low", "ci_high", "mbr") if k in found}
 
 
 def ensemble_outputs(cfg: Config, outputs: dict[str, Path], frames: dict[str, pd.DataFrame]) -> dict[str, Any]:

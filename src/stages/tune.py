@@ -5,7 +5,10 @@ evaluate stage scores the other dev rows only, so the reported dev score never s
 The baseline (the run's own setting) is always in the search, and ``tune.select`` decides whether another
 setting replaces it (``src.inference.tune_select``). Outputs: ``tuning.csv`` (every setting: parameters, rows,
 ROUGE, seconds, and its paired difference from the baseline with a 95% interval), ``tuning.png`` and
-``best_generation.yaml`` (what infer applies, except keys given on the command line, and why).
+``best_generation.yaml`` (what infer applies, except keys given on the command line, and why). With MBR on and
+``inference.mbr.from_tune > 0`` the same rule decides MBR: its check on the tuning rows (``tune_select.mbr_check``)
+goes to ``best_generation.yaml`` under ``mbr`` and, under ``tune.select=confident``, turns MBR off unless it beats the
+chosen setting with confidence.
 """
 from __future__ import annotations
 

@@ -56,8 +56,8 @@ def test_interrupted_inference_resumes_from_journal(tiny_trained: dict, clean_ru
     inputs, outputs = _io(tiny_trained["path"], tmp_path)
     original, calls = PredictionJournal.append, []
 
-    def crash_after_one_test_batch(self, fnames, summaries):
-        original(self, fnames, summaries)
+    def crash_after_one_test_batch(self, fnames, summaries, singles=None):
+        original(self, fnames, summaries, singles)
         calls.append(self.path.name)
         if self.path.name.startswith("submission"):
             raise KeyboardInterrupt

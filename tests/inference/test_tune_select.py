@@ -131,3 +131,72 @@ def test_tune_select_is_a_checked_config_key() -> None:
     assert load_config(None, ["tune.select=best"]).tune.select == "best"
     with pytest.raises(UserError, match="tune.select"):
         load_config(None, ["tune.select=bestest"])
+
+
+# ---------------------------------------------------------------- MBR under the same rule (mbr_check)
+
+def mbr_trials(good: np.ndarray, rows: tuple[int, int, int] = (40, 40, 40)):
+    """Three tune candidates in tuning.csv order (chosen first); on every row the second and third agree, so MBR
+    picks their text, whose per-row final is the chosen one's plus ``good[i]``."""
+    from src.inference.tuning import Trial
+
+    base = np.random.default_rng(1).uniform(20, 40, 40)
+    texts = {1: [f"말 {i} 하나 둘" for i in range(40)], 2: [f"다른 {i} 셋 넷" for i in range(40)]}
+    texts[3] = texts[2]
+    score_of = {**dict(zip(texts[1], base)), **dict(zip(texts[2], base + good))}
+
+    def generate(setting, fnames):
+        return [texts[setting["num_beams"]][int(f[1:])] for f in fnames]
+
+    def row_score(summaries, fnames):
+        return [float(score_of[s]) for s in summaries]
+
+    trials = [Trial({"num_beams": k}, {"final": 30.0}, rows=n) for k, n in zip((1, 2, 3), rows)]
+    return trials, generate, row_score
+
+
+def check(good: np.ndarray, select: str, rows=(40, 40, 40), **mbr):
+    from src.config import MbrConfig
+    from src.inference.tune_select import mbr_check
+
+    trials, generate, row_score = mbr_trials(good, rows)
+    config = MbrConfig(**{"num_candidates": 3, "from_tune": 2, **mbr})
+    return mbr_check(trials, FNAMES, generate, row_score, config, "whitespace", select, seed=7)
+
+
+def test_confident_keeps_mbr_only_when_its_interval_lies_above_0() -> None:
+    signs = np.where(np.arange(40) % 2 == 0, 1.0, -1.0)
+    sure = check(2.0 + signs, "confident")
+    assert sure is not None and sure.use and sure.interval is not None and sure.interval.low > 0
+    assert sure.candidates == 3 and sure.rows == 40 and "MBR stays on" in sure.reason
+    noisy = check(0.3 + 8 * signs, "confident")
+    assert noisy is not None and not noisy.use and noisy.interval is not None and noisy.interval.contains_zero
+    assert "not sure" in noisy.reason and "num_candidates=1" in noisy.reason
+    worse = check(np.full(40, -3.0), "confident")
+    assert worse is not None and not worse.use and "worse" in worse.reason
+    best = check(0.3 + 8 * signs, "best")
+    assert best is not None and best.use and best.reason.startswith("tune.select=best") and "as configured" in best.reason
+    assert best.as_dict()["diff"] == pytest.approx(noisy.as_dict()["diff"]), "the check is reported under best too"
+
+
+def test_the_mbr_interval_matches_an_independent_bootstrap_on_the_common_rows() -> None:
+    good = np.random.default_rng(5).normal(1.0, 3.0, 40)
+    found = check(good, "confident", rows=(40, 40, 20))
+    assert found is not None and found.rows == 20 and found.interval is not None and found.interval.n == 20
+    diffs = good[:20]
+    means = diffs[np.random.default_rng(7).integers(0, 20, size=(2000, 20))].mean(axis=1)
+    assert found.interval.mean == pytest.approx(diffs.mean())
+    assert (found.interval.low, found.interval.high) == pytest.approx((np.percentile(means, 2.5),
+                                                                       np.percentile(means, 97.5)))
+    record = found.as_dict()
+    assert set(record) == {"candidates", "rows", "diff", "ci_low", "ci_high", "p_above", "use", "reason"}
+
+
+def test_only_the_tune_candidates_are_checked_when_samples_join_them() -> None:
+    found = check(np.full(40, 2.0), "confident", num_candidates=5, from_tune=1)
+    assert found is not None and found.candidates == 2
+    assert "only the 2 tune candidate(s) were checked, not the 3 sampled one(s)" in found.reason
+    assert check(np.full(40, 2.0), "confident", num_candidates=1) is None
+    assert check(np.full(40, 2.0), "confident", from_tune=0) is None
+    lone = check(np.full(40, 2.0), "confident", num_candidates=2, from_tune=1, rows=(40, 0, 0))
+    assert lone is not None and not lone.use and lone.interval is None and "no second tune candidate" in lone.reason

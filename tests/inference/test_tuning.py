@@ -95,3 +95,40 @@ def test_tune_rows_above_the_dev_size_warns_what_is_searched(caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="src.inference.tuning_run"):
         assert len(tuning_rows(dev, 2, 0)) == 2
     assert caplog.text == ""
+
+
+def test_the_tune_stage_records_its_mbr_check_without_generating_more(tmp_path, monkeypatch) -> None:
+    import yaml
+
+    from src.inference import tuning_run
+    from src.inference.settings import InferenceSettings
+    from tests.inference.conftest import DEBUG
+
+    calls: list[tuple[int, int]] = []
+
+    class Fake:
+        """One beam: the dialogue's first words; more beams: the summary-like last words (the two agree)."""
+
+        def predict_batch(self, dialogues, fnames, **overrides):
+            beams = overrides.get("num_beams", 1)
+            calls.append((beams, len(fnames)))
+            return [" ".join(d.split()[:6] if beams == 1 else d.split()[-6:]) for d in dialogues]
+
+    monkeypatch.setattr(tuning_run, "load_predictor", lambda settings, pool: Fake())
+    cfg = load_config(None, ["tune.rows=8", "tune.budget=40", "tune.min_rows=4", "tune.space={num_beams: [1, 2, 3]}",
+                             "inference.mbr.num_candidates=3", "inference.mbr.from_tune=2",
+                             "evaluation.tokenizer=whitespace"])
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "weights.bin").write_bytes(b"w")
+    outputs = {k: tmp_path / name for k, name in (("tuning", "tuning.csv"), ("plot", "tuning.png"),
+                                                   ("best", "best_generation.yaml"), ("rows", "tuning_rows.csv"),
+                                                   ("journal", "tuning.journal.jsonl"))}
+    result = tuning_run.tune_generation(cfg, InferenceSettings(cfg, tmp_path / "ckpt", None), DEBUG / "dev.csv",
+                                        outputs)
+    written = yaml.safe_load(outputs["best"].read_text(encoding="utf-8"))["mbr"]
+    assert result["mbr"] == written and written["candidates"] == 3 and written["rows"] >= 4
+    assert written["use"] == (written["ci_low"] > 0) and written["reason"].startswith("tune.select=confident")
+    generated: dict[int, int] = {}
+    for beams, n in calls:
+        generated[beams] = generated.get(beams, 0) + n
+    assert max(generated.values()) <= 8, "every summary of the check came from the search's journal"
