@@ -1,6 +1,6 @@
 """Real quality on CPU: Gemma 3 270M zero-shot vs fine-tuned through the pipeline, on held-out Korean dev rows.
 
-Usage: python -m benchmarks.quality_cpu [--steps N] [--seed 2026] [--no-zero-shot] [--decoding]
+Usage: python -m benchmarks.quality_cpu [--steps N] [--seed 2026] [--no-zero-shot] [--decoding] [--folds K]
                                         [--work output/quality_cpu] [key.sub=value ...]
 
 The 499 rows of ``../shared/data/dialogsum-ko/dev.csv`` are shuffled by ``--seed`` (2026) into 400 training
@@ -22,6 +22,11 @@ zero_shot_final, finetuned_final, finetuned_mecab (the same summaries on Mecab m
 scorer), train_tokens_per_s, minutes, seed, recipe (the fine-tuned run's training, LoRA and prompt
 settings as its saved config holds them), and with ``--decoding`` greedy_final, tuned_final, mbr_final,
 tokenizer.
+
+``--folds K`` cross-validates instead (``benchmarks.quality_cv``): every one of the 499 rows held out once, each
+fold fine-tuned on the rest (30 of them its tuning rows), all folds' greedy summaries scored together; the JSON
+then has folds, cv_final (Kiwi), cv_ci_low, cv_ci_high (its 95% interval over dialogues), cv_mecab, per_fold
+(default work folder ``output/quality_cpu-cv<K>``).
 """
 from __future__ import annotations
 
@@ -92,6 +97,15 @@ def pipeline(work: Path, run: str, args: list[str]) -> dict[str, Any]:
     return result
 
 
+def finetune_args(steps: Optional[int], overrides: list[str]) -> list[str]:
+    """The fine-tuned run's command line: preprocess, train, infer, evaluate; the training-time eval (loss, ROUGE
+    callback, best checkpoint) reads the 30 tuning rows, so the held-out rows never take part in a choice; one
+    eval at the end unless an override asks for more (overrides come last and win)."""
+    return ["--skip-augmentation", "--skip-merge", "--skip-tune", *([f"training.max_steps={steps}"] if steps else []),
+            "training.save_steps=1000", "training.eval_steps=1000", "training.eval_file=tune.csv",
+            "training.eval_rouge_samples=30", *overrides]
+
+
 def train_tokens_per_s(work: Path, run: str) -> float:
     """Tokens through the model per second of training (TRL's num_tokens over the train runtime)."""
     import pandas as pd
@@ -144,7 +158,7 @@ def decoding(work: Path, checkpoint: Path, overrides: list[str]) -> dict[str, An
     from src.inference.factory import as_trained, load_predictor
     from src.inference.postprocess import drop_unfinished
     from src.inference.tuning import candidates, search
-    from src.inference.tuning_run import _generator, reference_scorer
+    from src.inference.tuning_run import _generator, journal_key, reference_scorer
     from src.utils.journal import JsonlJournal
 
     cfg = load_config(PRESET, ["evaluation.tokenizer=kiwi", "tune.min_rows=10", "tune.budget=220",
@@ -159,7 +173,8 @@ def decoding(work: Path, checkpoint: Path, overrides: list[str]) -> dict[str, An
     def score(summaries: list[str], refs: list[str]) -> float:
         return score_texts(summaries, [[r] for r in refs], tokenizer="kiwi")["final"]
 
-    generate = _generator(cfg, predictor, tune_df, JsonlJournal(work / "tune.journal.jsonl"))
+    generate = _generator(cfg, predictor, tune_df, JsonlJournal(work / "tune.journal.jsonl"),
+                          journal_key(settings, work / "data" / "tune.csv"))
     trials = search(candidates(cfg.tune, cfg.seed), tune_df["fname"].tolist(), cfg.tune, generate,
                     reference_scorer(dict(zip(tune_df["fname"], tune_df["summary"])), "kiwi"))
     best = trials[0].setting
@@ -260,10 +275,20 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="work folder (default output/quality_cpu, "
                         "output/quality_cpu-seed<N> for another --seed)")
     parser.add_argument("--decoding", action="store_true", help="also greedy vs tuned vs tuned + MBR")
+    parser.add_argument("--folds", type=int, default=None, help="cross-validate over all 499 rows: K folds, each "
+                        "held out once, each fine-tuned on the rest (benchmarks.quality_cv; no zero-shot run)")
     parser.add_argument("overrides", nargs="*", help="extra key.sub=value for both runs")
     args = parser.parse_args()
     if args.work is None:
-        args.work = REPO_ROOT / "output" / ("quality_cpu" if args.seed == SEED else f"quality_cpu-seed{args.seed}")
+        name = "quality_cpu" + (f"-cv{args.folds}" if args.folds else "") + (f"-seed{args.seed}" if args.seed != SEED else "")
+        args.work = REPO_ROOT / "output" / name
+    if args.folds is not None:
+        from benchmarks.quality_cv import run
+
+        result = run(args)
+        result["machine"] = machine()
+        print(json.dumps(result, ensure_ascii=False))
+        return
     start = time.perf_counter()
     data = split(args.work, args.seed)
     from src.models.embedded import resolve_embedded
@@ -274,13 +299,7 @@ def main() -> None:
     zero = None if args.no_zero_shot else pipeline(
         args.work, "zero-shot", ["--stages", "infer,evaluate", f"inference.checkpoint={base}",
                                  f"inference.max_new_tokens={cap}", *args.overrides])
-    # the training-time eval (loss, ROUGE callback, best checkpoint) reads the 30 tuning rows: the held-out rows never
-    # take part in a choice; one eval at the end unless an override asks for more (overrides come last and win)
-    tuned = pipeline(args.work, "finetuned", ["--skip-augmentation", "--skip-merge", "--skip-tune",
-                                              *([f"training.max_steps={args.steps}"] if args.steps else []),
-                                              "training.save_steps=1000",
-                                              "training.eval_steps=1000", "training.eval_file=tune.csv",
-                                              "training.eval_rouge_samples=30", *args.overrides])
+    tuned = pipeline(args.work, "finetuned", finetune_args(args.steps, args.overrides))
     kiwi, mecab = (rouge_parts(*scored_files(args.work, "finetuned"), tokenizer=t) for t in ("kiwi", "mecab"))
     result: dict[str, Any] = {
         "zero_shot_final": round(zero["stages"]["evaluate"]["metrics"]["final"], 2) if zero else None,

@@ -51,3 +51,51 @@ def test_work_folders_share_the_converted_model_instead_of_converting_again(tmp_
     quality_cpu.share_embedded(tmp_path / "work" / "model", tmp_path / "repo" / "model")  # a second run: kept as is
     quality_cpu.share_embedded(tmp_path / "repo" / "model", tmp_path / "repo" / "model")  # the repo's own folder
     assert not (tmp_path / "repo" / "model" / "embedded").is_symlink()
+
+
+def test_cross_validation_holds_every_row_out_once_and_never_trains_on_it(tmp_path: Path) -> None:
+    from benchmarks import quality_cv
+
+    need_shared(quality_cpu.DEV)
+    folders = quality_cv.fold_splits(tmp_path, 3, seed=11)
+    everything = pd.read_csv(tmp_path / "data" / "dev.csv", dtype=str)
+    held = []
+    for fold in folders:
+        parts = {n: set(pd.read_csv(fold / "data" / f"{n}.csv", dtype=str)["fname"]) for n in ("train", "tune", "dev")}
+        assert len(parts["tune"]) == quality_cv.TUNE_ROWS
+        assert not (parts["train"] & parts["dev"]) and not (parts["tune"] & parts["dev"]) and not (parts["train"] & parts["tune"])
+        assert parts["train"] | parts["tune"] | parts["dev"] == set(everything["fname"])
+        held += sorted(parts["dev"])
+    assert sorted(held) == sorted(everything["fname"]), "each of the 499 rows is held out exactly once"
+    assert [len(pd.read_csv(f / "data" / "dev.csv")) for f in folders] == [167, 166, 166]
+    again = quality_cv.fold_splits(tmp_path / "again", 3, seed=11)
+    assert all((a / "data" / "dev.csv").read_text() == (b / "data" / "dev.csv").read_text() for a, b in zip(folders, again))
+
+
+def test_cross_validation_refuses_a_fold_count_that_leaves_no_training_rows(tmp_path: Path) -> None:
+    import pytest
+
+    from benchmarks import quality_cv
+
+    need_shared(quality_cpu.DEV)
+    with pytest.raises(SystemExit, match="--folds 1"):
+        quality_cv.fold_splits(tmp_path, 1)
+
+
+def test_cross_validated_scores_have_the_interval_of_an_independent_bootstrap(tmp_path: Path) -> None:
+    import numpy as np
+
+    from benchmarks import quality_cv
+    from src.evaluation import score_rows
+
+    refs = pd.DataFrame({"fname": [f"d{i}" for i in range(12)],
+                         "summary": ["두 사람이 점심을 먹는다.", "회의 시간을 정한다.", "여행 계획을 세운다."] * 4})
+    preds = refs.assign(summary=["두 사람이 저녁을 먹는다.", "회의를 정한다.", "계획을 세운다."] * 4)
+    refs.to_csv(tmp_path / "r.csv", index=False)
+    preds.to_csv(tmp_path / "p.csv", index=False)
+    got = quality_cv.scored(tmp_path / "p.csv", tmp_path / "r.csv")
+    rows = np.array([100 * sum(r) / 3 for r in score_rows(preds["summary"].tolist(), [[s] for s in refs["summary"]],
+                                                          tokenizer="kiwi")])
+    means = rows[np.random.default_rng(0).integers(0, len(rows), (2000, len(rows)))].mean(axis=1)
+    assert got["kiwi"]["final"] == round(rows.mean(), 2)
+    assert got["ci"] == (round(float(np.quantile(means, 0.025)), 2), round(float(np.quantile(means, 0.975)), 2))
