@@ -277,11 +277,15 @@ def main() -> None:
     parser.add_argument("--decoding", action="store_true", help="also greedy vs tuned vs tuned + MBR")
     parser.add_argument("--folds", type=int, default=None, help="cross-validate over all 499 rows: K folds, each "
                         "held out once, each fine-tuned on the rest (benchmarks.quality_cv; no zero-shot run)")
+    parser.add_argument("--fold", type=int, default=None, help="with --folds: run this fold only (0-based; folds "
+                        "can run as parallel processes), then a run without --fold scores all")
     parser.add_argument("overrides", nargs="*", help="extra key.sub=value for both runs")
     args = parser.parse_args()
     if args.work is None:
         name = "quality_cpu" + (f"-cv{args.folds}" if args.folds else "") + (f"-seed{args.seed}" if args.seed != SEED else "")
         args.work = REPO_ROOT / "output" / name
+    if args.fold is not None and not (args.folds and 0 <= args.fold < args.folds):
+        parser.error(f"--fold {args.fold}: give --folds K and a fold from 0 to K-1")
     if args.folds is not None:
         from benchmarks.quality_cv import run
 
