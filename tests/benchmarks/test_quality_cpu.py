@@ -99,3 +99,13 @@ def test_cross_validated_scores_have_the_interval_of_an_independent_bootstrap(tm
     means = rows[np.random.default_rng(0).integers(0, len(rows), (2000, len(rows)))].mean(axis=1)
     assert got["kiwi"]["final"] == round(rows.mean(), 2)
     assert got["ci"] == (round(float(np.quantile(means, 0.025)), 2), round(float(np.quantile(means, 0.975)), 2))
+
+
+def test_one_fold_needs_its_fold_count(monkeypatch) -> None:
+    import pytest
+
+    for argv in (["--fold", "0"], ["--folds", "2", "--fold", "2"]):
+        monkeypatch.setattr("sys.argv", ["quality_cpu", *argv])
+        with pytest.raises(SystemExit) as exc:
+            quality_cpu.main()
+        assert exc.value.code == 2
