@@ -39,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 from functools import partial
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 if __name__ == "__main__" and not __package__:  # run as a file: run again as the module, from the repo root
     os.chdir(Path(__file__).resolve().parents[1])
@@ -143,6 +143,45 @@ def cached(folder: Path, name: str, make: Callable[[], list[str]]) -> list[str]:
     return out
 
 
+# the generation search of --decoding on the tuning rows: 8 settings, successive halving
+TUNE_OVERRIDES = ("tune.min_rows=10", "tune.budget=220",
+                  "tune.space={num_beams: [1, 3], repetition_penalty: [1.0, 1.15], no_repeat_ngram_size: [0, 3]}")
+
+
+class TuningSearch(NamedTuple):
+    """The fine-tuned checkpoint's predictor and the search on the tuning rows of ``work/data`` (journaled in
+    ``work/tune.journal.jsonl``, so a killed benchmark resumes)."""
+
+    cfg: Any
+    predictor: Any
+    tune: Any  # the tuning rows (DataFrame)
+    held: Any  # the held-out rows (DataFrame)
+    generate: Callable[[dict[str, Any], list[str]], list[str]]
+    trials: list[Any]  # ranked as src.inference.tuning.search ranks them
+
+
+def tuning_search(work: Path, checkpoint: Path, overrides: list[str]) -> TuningSearch:
+    """Load the checkpoint as trained and run the search of ``TUNE_OVERRIDES`` on ``work/data/tune.csv``."""
+    import pandas as pd
+
+    from src.config import load_config
+    from src.inference.factory import as_trained, load_predictor
+    from src.inference.tuning import candidates, search
+    from src.inference.tuning_run import _generator, journal_key, reference_scorer
+    from src.utils.journal import JsonlJournal
+
+    settings = as_trained(load_config(PRESET, ["evaluation.tokenizer=kiwi", *TUNE_OVERRIDES, *overrides]),
+                          checkpoint, None)
+    cfg = settings.cfg
+    predictor = load_predictor(settings, None)
+    tune_df, held = (pd.read_csv(work / "data" / f"{n}.csv", dtype=str) for n in ("tune", "dev"))
+    generate = _generator(cfg, predictor, tune_df, JsonlJournal(work / "tune.journal.jsonl"),
+                          journal_key(settings, work / "data" / "tune.csv"))
+    trials = search(candidates(cfg.tune, cfg.seed), tune_df["fname"].tolist(), cfg.tune, generate,
+                    reference_scorer(dict(zip(tune_df["fname"], tune_df["summary"])), "kiwi"))
+    return TuningSearch(cfg, predictor, tune_df, held, generate, trials)
+
+
 def decoding(work: Path, checkpoint: Path, overrides: list[str]) -> dict[str, Any]:
     """Greedy vs tuned vs tuned + MBR on the held-out rows, the search on the tuning rows (in process).
 
@@ -151,32 +190,17 @@ def decoding(work: Path, checkpoint: Path, overrides: list[str]) -> dict[str, An
     """
     import pandas as pd
 
-    from src.config import load_config
     from src.evaluation import score_texts
     from src.evaluation.consensus import select_consensus
     from src.utils.patterns import script_pattern
-    from src.inference.factory import as_trained, load_predictor
     from src.inference.postprocess import drop_unfinished
-    from src.inference.tuning import candidates, search
-    from src.inference.tuning_run import _generator, journal_key, reference_scorer
-    from src.utils.journal import JsonlJournal
 
-    cfg = load_config(PRESET, ["evaluation.tokenizer=kiwi", "tune.min_rows=10", "tune.budget=220",
-                               "tune.space={num_beams: [1, 3], repetition_penalty: [1.0, 1.15], "
-                               "no_repeat_ngram_size: [0, 3]}", *overrides])
-    settings = as_trained(cfg, checkpoint, None)
-    cfg = settings.cfg
-    predictor = load_predictor(settings, None)
-    tune_df, held = (pd.read_csv(work / "data" / f"{n}.csv", dtype=str) for n in ("tune", "dev"))
+    cfg, predictor, tune_df, held, _, trials = tuning_search(work, checkpoint, overrides)
     runs_dir = work / "decoding"
 
     def score(summaries: list[str], refs: list[str]) -> float:
         return score_texts(summaries, [[r] for r in refs], tokenizer="kiwi")["final"]
 
-    generate = _generator(cfg, predictor, tune_df, JsonlJournal(work / "tune.journal.jsonl"),
-                          journal_key(settings, work / "data" / "tune.csv"))
-    trials = search(candidates(cfg.tune, cfg.seed), tune_df["fname"].tolist(), cfg.tune, generate,
-                    reference_scorer(dict(zip(tune_df["fname"], tune_df["summary"])), "kiwi"))
     best = trials[0].setting
     dialogues, names, gold = held["dialogue"].tolist(), held["fname"].tolist(), held["summary"].tolist()
     pipeline_out = pd.read_csv(work / "output" / "finetuned" / "dev_predictions.csv", dtype=str, keep_default_na=False)

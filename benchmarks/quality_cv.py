@@ -32,8 +32,6 @@ from benchmarks import quality_cpu as q
 from src.config import REPO_ROOT
 
 TUNE_ROWS = 30
-TUNE_OVERRIDES = ["tune.min_rows=10", "tune.budget=220",
-                  "tune.space={num_beams: [1, 3], repetition_penalty: [1.0, 1.15], no_repeat_ngram_size: [0, 3]}"]
 
 
 def fold_splits(work: Path, folds: int, seed: int = q.SEED) -> list[Path]:
@@ -69,24 +67,13 @@ def fold_decoding(fold: Path, checkpoint: Path, overrides: list[str]) -> dict[st
 
     import pandas as pd
 
-    from src.config import load_config
     from src.evaluation.consensus import select_consensus
-    from src.inference.factory import as_trained, load_predictor
     from src.inference.tune_select import (baseline_setting, choose, compare_with_baseline, row_scorer,
                                            score_baseline)
-    from src.inference.tuning import candidates, search
-    from src.inference.tuning_run import _generator, journal_key, reference_scorer
-    from src.utils.journal import JsonlJournal
+    from src.inference.tuning_run import reference_scorer
 
-    cfg = load_config(q.PRESET, ["evaluation.tokenizer=kiwi", *TUNE_OVERRIDES, *overrides])
-    settings = as_trained(cfg, checkpoint, None)
-    cfg = settings.cfg
-    predictor = load_predictor(settings, None)
-    tune_df, held = (pd.read_csv(fold / "data" / f"{n}.csv", dtype=str) for n in ("tune", "dev"))
+    cfg, predictor, tune_df, held, generate, trials = q.tuning_search(fold, checkpoint, overrides)
     rows, references = tune_df["fname"].tolist(), dict(zip(tune_df["fname"], tune_df["summary"]))
-    generate = _generator(cfg, predictor, tune_df, JsonlJournal(fold / "tune.journal.jsonl"),
-                          journal_key(settings, fold / "data" / "tune.csv"))
-    trials = search(candidates(cfg.tune, cfg.seed), rows, cfg.tune, generate, reference_scorer(references, "kiwi"))
     trials, baseline = score_baseline(trials, baseline_setting(cfg, sorted(cfg.tune.space)), rows, generate,
                                       reference_scorer(references, "kiwi"))
     intervals = compare_with_baseline(trials, baseline, rows, generate, row_scorer(references, "kiwi"), cfg.seed)
